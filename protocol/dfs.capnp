@@ -1,0 +1,298 @@
+# DFS wire protocol, version 1.
+#
+# This file IS the wire spec between dfs-fuse, dfs-meta, dfs-storage and dfsctl.
+# Every process connects over TCP with Cap'n Proto two-party RPC. The bootstrap
+# capability of a metadata node is `MetaGateway`, of a storage node `StorageGateway`.
+# A peer must call `hello` with `protocolVersion` first; a server that does not speak
+# that version throws a clear `failed` exception and keeps serving other peers.
+#
+# Compatibility rules (see docs/formats.md): fields are only ever appended with new
+# ordinals; a change a v1 peer cannot ignore bumps `protocolVersion`.
+#
+# Units: sizes and offsets in bytes, times in nanoseconds since the Unix epoch
+# (Int64), durations in milliseconds unless the field name says otherwise.
+
+@0xdac7cd23144deb37;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("dfs::proto");
+
+const protocolVersion :UInt32 = 1;
+
+# Outcome of an operation that may fail for an expected, file-system reason.
+# Broken connections and bugs are exceptions instead. The single table that maps
+# these codes to errno lives in backend/common/status.cc.
+enum Code {
+  ok @0;
+  notFound @1;        # ENOENT
+  exists @2;          # EEXIST
+  notDirectory @3;    # ENOTDIR
+  isDirectory @4;     # EISDIR
+  notEmpty @5;        # ENOTEMPTY
+  accessDenied @6;    # EACCES
+  notPermitted @7;    # EPERM
+  nameTooLong @8;     # ENAMETOOLONG
+  invalid @9;         # EINVAL
+  noSpace @10;        # ENOSPC
+  io @11;             # EIO
+  loop @12;           # ELOOP
+  noData @13;         # ENODATA (xattr absent)
+  range @14;          # ERANGE
+  tooManyLinks @15;   # EMLINK
+  notSupported @16;   # EOPNOTSUPP
+  stale @17;          # ESTALE (inode no longer exists)
+  busy @18;           # EBUSY
+  missingChunks @19;  # commitWrite referenced chunks that no longer exist: re-upload, retry
+  unavailable @20;    # not enough storage nodes up for the volume's EC profile (EIO/ENOSPC)
+  fileTooBig @21;     # EFBIG
+  crossDevice @22;    # EXDEV (rename across volumes)
+}
+
+struct Status {
+  code @0 :Code;
+  message @1 :Text;   # human-readable detail, for logs; may be empty
+}
+
+# Inode attributes. `ino` is global across volumes and never reused.
+struct Attr {
+  ino @0 :UInt64;
+  mode @1 :UInt32;      # file type bits and permission bits, as in st_mode
+  nlink @2 :UInt32;
+  uid @3 :UInt32;
+  gid @4 :UInt32;
+  rdev @5 :UInt64;      # device number for block/char devices
+  size @6 :UInt64;      # logical size in bytes (sparse files: includes holes)
+  atimeNs @7 :Int64;
+  mtimeNs @8 :Int64;
+  ctimeNs @9 :Int64;
+  dataVersion @10 :UInt64;  # bumped on every commit that changes content or size
+  storedBytes @11 :UInt64;  # logical bytes actually backed by data (not holes), for st_blocks
+}
+
+# Which fields of `SetAttr` to apply (bit mask, same meaning as FUSE_SET_ATTR_*).
+struct SetAttr {
+  mode @0 :UInt32;
+  uid @1 :UInt32;
+  gid @2 :UInt32;
+  size @3 :UInt64;
+  atimeNs @4 :Int64;
+  mtimeNs @5 :Int64;
+  setMode @6 :Bool;
+  setUid @7 :Bool;
+  setGid @8 :Bool;
+  setSize @9 :Bool;
+  setAtime @10 :Bool;     # to atimeNs, or to the server's clock when atimeNow
+  setMtime @11 :Bool;
+  atimeNow @12 :Bool;
+  mtimeNow @13 :Bool;
+  ctimeNs @14 :Int64;     # 0: server's clock
+}
+
+# Who asks; used for ownership of new inodes (the kernel checks permissions
+# through default_permissions, the server re-checks the sticky bit and ownership).
+struct Caller {
+  uid @0 :UInt32;
+  gid @1 :UInt32;
+  pid @2 :UInt32;
+}
+
+struct DirEntry {
+  name @0 :Data;      # raw bytes, 1..255, no '/' or NUL
+  ino @1 :UInt64;
+  mode @2 :UInt32;    # only the type bits are guaranteed when attr is absent
+  attr @3 :Attr;      # filled when readdir was asked with `plus`
+  hasAttr @4 :Bool;
+}
+
+# Reference from a range of a file to its bytes.
+struct Extent {
+  fileOffset @0 :UInt64;
+  length @1 :UInt64;
+  union {
+    hole @2 :Void;            # reads as zeros
+    chunk @3 :ChunkRef;       # bytes [offset, offset+length) of a chunk's plaintext
+    inline @4 :Data;          # small data kept in metadata; length == inline.size()
+  }
+}
+
+struct ChunkRef {
+  id @0 :Data;        # 32 bytes: SHA-256 of the chunk's plaintext
+  offset @1 :UInt32;  # offset inside the chunk's plaintext
+}
+
+# How one chunk is stored. A chunk's plaintext is (optionally) zstd-compressed into
+# `storedSize` bytes, zero-padded to k*fragmentSize and Reed-Solomon encoded into
+# k data + m parity fragments; fragment i lives on node `nodes[i]` under the id
+# (chunk id, i).
+struct ChunkInfo {
+  id @0 :Data;                      # 32 bytes, SHA-256 of plaintext
+  plainSize @1 :UInt32;
+  storedSize @2 :UInt32;            # after compression (== plainSize when uncompressed)
+  compression @3 :Compression;
+  k @4 :UInt8;
+  m @5 :UInt8;
+  fragmentSize @6 :UInt32;
+  nodes @7 :List(UInt32);           # k+m storage node ids
+  fragmentChecksums @8 :List(UInt64);  # XXH3-64 of each fragment, k+m entries
+
+  enum Compression {
+    none @0;
+    zstd @1;
+  }
+}
+
+struct NodeInfo {
+  id @0 :UInt32;
+  address @1 :Text;     # host:port of the storage RPC endpoint
+  weight @2 :UInt32;    # placement weight (default: capacity in GiB, at least 1)
+  up @3 :Bool;
+  capacityBytes @4 :UInt64;
+  usedBytes @5 :UInt64;
+  fragments @6 :UInt64;
+  label @7 :Text;       # failure domain label; empty: the node is its own domain
+  lastHeartbeatNs @8 :Int64;
+  uuid @9 :Text;        # identity of the data directory
+  state @10 :NodeState;
+  enum NodeState {
+    up @0;
+    suspect @1;
+    down @2;
+  }
+}
+
+struct VolumeInfo {
+  id @0 :UInt32;
+  name @1 :Text;
+  rootIno @2 :UInt64;
+  ecK @3 :UInt8;
+  ecM @4 :UInt8;
+  chunkMin @5 :UInt32;
+  chunkAvg @6 :UInt32;
+  chunkMax @7 :UInt32;
+  compressionLevel @8 :Int8;   # zstd level; 0 disables compression
+  inlineThreshold @9 :UInt32;  # files up to this size are stored in metadata
+}
+
+# Storage accounting (dfsctl stats).
+struct Stats {
+  logicalBytes @0 :UInt64;     # sum over files of bytes backed by chunks or inline data
+  uniqueBytes @1 :UInt64;      # sum of plainSize over distinct chunks (+ inline bytes)
+  compressedBytes @2 :UInt64;  # sum of storedSize over distinct chunks (+ inline bytes)
+  rawBytes @3 :UInt64;         # sum of (k+m)*fragmentSize: bytes on storage nodes incl. parity
+  chunks @4 :UInt64;
+  files @5 :UInt64;
+  inodes @6 :UInt64;
+  unreferencedChunks @7 :UInt64;  # refcount 0, awaiting GC
+}
+
+struct GcResult {
+  chunksDeleted @0 :UInt64;
+  fragmentsDeleted @1 :UInt64;
+  orphanFragmentsDeleted @2 :UInt64;
+  bytesFreed @3 :UInt64;
+}
+
+struct StatFs {
+  totalBytes @0 :UInt64;
+  freeBytes @1 :UInt64;
+  totalInodes @2 :UInt64;
+  freeInodes @3 :UInt64;
+}
+
+interface MetaGateway {
+  # First call on any connection. Throws if `version` is not spoken.
+  hello @0 (version :UInt32, peer :Text) -> (meta :Meta, serverVersion :UInt32);
+}
+
+interface Meta {
+  # --- session and volumes ---------------------------------------------------
+  # Opens a client session on a volume. The session is a lease: the client must
+  # call keepalive at least every leaseMs/3; an expired session's open files are
+  # released. Fails with notFound if the volume does not exist.
+  mount @0 (volume :Text, client :Text) -> (status :Status, volume :VolumeInfo, sessionId :UInt64, leaseMs :UInt32);
+  keepalive @1 (sessionId :UInt64) -> (status :Status);
+  unmount @2 (sessionId :UInt64) -> ();
+
+  # --- namespace (each call is one LMDB write or read transaction) ----------
+  lookup @3 (parent :UInt64, name :Data) -> (status :Status, attr :Attr);
+  getattr @4 (ino :UInt64) -> (status :Status, attr :Attr);
+  setattr @5 (ino :UInt64, set :SetAttr, caller :Caller) -> (status :Status, attr :Attr);
+  # Creates a regular file, FIFO, socket or device node (type from mode).
+  mknod @6 (parent :UInt64, name :Data, mode :UInt32, rdev :UInt64, caller :Caller) -> (status :Status, attr :Attr);
+  mkdir @7 (parent :UInt64, name :Data, mode :UInt32, caller :Caller) -> (status :Status, attr :Attr);
+  symlink @8 (parent :UInt64, name :Data, target :Data, caller :Caller) -> (status :Status, attr :Attr);
+  readlink @9 (ino :UInt64) -> (status :Status, target :Data);
+  link @10 (ino :UInt64, newParent :UInt64, newName :Data) -> (status :Status, attr :Attr);
+  # Removes a non-directory entry. An inode whose link count drops to 0 while some
+  # session has it open is kept (as an orphan) until its last release.
+  unlink @11 (parent :UInt64, name :Data, caller :Caller) -> (status :Status);
+  rmdir @12 (parent :UInt64, name :Data, caller :Caller) -> (status :Status);
+  # flags: 0, 1 = RENAME_NOREPLACE, 2 = RENAME_EXCHANGE (Linux values).
+  rename @13 (parent :UInt64, name :Data, newParent :UInt64, newName :Data, flags :UInt32, caller :Caller) -> (status :Status);
+  # Records that `sessionId` holds the inode open (create = mknod + open in one transaction).
+  open @14 (sessionId :UInt64, ino :UInt64, truncate :Bool) -> (status :Status, attr :Attr);
+  create @15 (sessionId :UInt64, parent :UInt64, name :Data, mode :UInt32, exclusive :Bool, caller :Caller) -> (status :Status, attr :Attr);
+  release @16 (sessionId :UInt64, ino :UInt64) -> ();
+  # Lists entries with names strictly greater than `after` (empty: from the start),
+  # in byte order of names, at most `max` of them.
+  readdir @17 (ino :UInt64, after :Data, max :UInt32, plus :Bool) -> (status :Status, entries :List(DirEntry), eof :Bool);
+  statfs @18 () -> (status :Status, statfs :StatFs);
+
+  setxattr @19 (ino :UInt64, name :Text, value :Data, flags :UInt32) -> (status :Status);  # flags: XATTR_CREATE=1, XATTR_REPLACE=2
+  getxattr @20 (ino :UInt64, name :Text) -> (status :Status, value :Data);
+  listxattr @21 (ino :UInt64) -> (status :Status, names :List(Text));
+  removexattr @22 (ino :UInt64, name :Text) -> (status :Status);
+
+  # --- data -------------------------------------------------------------------
+  # Extents covering [offset, offset+length) (clipped to the file size), in file
+  # order; ranges not covered by any extent are holes. `chunks` describes every
+  # chunk referenced by the returned extents.
+  getExtents @23 (ino :UInt64, offset :UInt64, length :UInt64) -> (status :Status, attr :Attr, extents :List(Extent), chunks :List(ChunkInfo));
+  # Which of these chunk ids the metadata node already has (dedup query).
+  findChunks @24 (ids :List(Data)) -> (present :List(Bool));
+  # Atomically replaces the byte ranges covered by `extents` with them, adds
+  # `newChunks` to the chunk table (fragments must already be stored), adjusts
+  # reference counts, and sets size = max(size, newSize) (or exactly newSize when
+  # `setSize`). If an extent names a chunk that is neither known nor in newChunks
+  # (e.g. collected by GC after findChunks), fails with missingChunks listing them.
+  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64) -> (status :Status, attr :Attr, missing :List(Data));
+
+  # --- cluster ------------------------------------------------------------------
+  clusterMap @26 () -> (nodes :List(NodeInfo), epoch :UInt64);
+  # Storage nodes call this at start and then as a heartbeat (every heartbeatMs).
+  registerNode @27 (uuid :Text, address :Text, capacityBytes :UInt64, usedBytes :UInt64, fragments :UInt64, label :Text) -> (status :Status, nodeId :UInt32, heartbeatMs :UInt32);
+
+  # --- administration (dfsctl) ---------------------------------------------------
+  createVolume @28 (spec :VolumeInfo) -> (status :Status, volume :VolumeInfo);
+  listVolumes @29 () -> (volumes :List(VolumeInfo));
+  setVolume @30 (spec :VolumeInfo) -> (status :Status, volume :VolumeInfo);
+  stats @31 () -> (stats :Stats);
+  # Collects chunks whose refcount has been 0 for longer than graceMs, and orphan
+  # fragments (no chunk record) older than graceMs. graceMs < 0: server default.
+  gc @32 (graceMs :Int64) -> (status :Status, result :GcResult);
+  version @33 () -> (version :Text, protocolVersion :UInt32);
+}
+
+interface StorageGateway {
+  hello @0 (version :UInt32, peer :Text) -> (storage :Storage, serverVersion :UInt32);
+}
+
+# A fragment id is 33 bytes: the 32-byte chunk id followed by the fragment index.
+struct Fragment {
+  id @0 :Data;
+  data @1 :Data;
+  checksum @2 :UInt64;   # XXH3-64 of data; the node rejects a mismatch
+}
+
+interface Storage {
+  # Stores fragments; returns only after they are durable (fdatasync, group commit).
+  # Storing an id that exists with the same checksum is a no-op.
+  put @0 (fragments :List(Fragment)) -> (status :Status);
+  # Returns a fragment after verifying its checksum on disk. A checksum mismatch
+  # returns code io (and is counted) rather than the bad bytes.
+  get @1 (id :Data) -> (status :Status, fragment :Fragment);
+  delete @2 (ids :List(Data)) -> (status :Status, deleted :UInt32);
+  # Fragment ids stored before `beforeNs`, in id order after `after`, for orphan GC.
+  list @3 (after :Data, max :UInt32, beforeNs :Int64) -> (ids :List(Data), eof :Bool);
+  info @4 () -> (uuid :Text, capacityBytes :UInt64, usedBytes :UInt64, fragments :UInt64, corruptFragments :UInt64);
+}
