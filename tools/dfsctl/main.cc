@@ -34,6 +34,8 @@ const std::vector<OptionSpec>& specs() {
       {"compression", "", "volume: zstd level, 0 = off"},
       {"inline-threshold", "", "volume: files up to this size are kept in metadata"},
       {"grace", "", "gc: seconds a chunk must be unreferenced before it is collected"},
+      {"storage", "false", "ping: the address is a storage node", true},
+      {"protocol-version", "", "ping: protocol version to offer (default: this build's)"},
   };
   return kSpecs;
 }
@@ -48,7 +50,8 @@ const char* kSummary =
     "  volume set NAME [--k N --m N --compression L ...]\n"
     "  stats                       storage accounting: logical, unique, compressed, raw bytes\n"
     "  gc [--grace SECONDS]        collect unreferenced chunks and orphan fragments\n"
-    "  version                     client and server versions";
+    "  version                     client and server versions\n"
+    "  ping [ADDR] [--storage]     handshake with a metadata (or storage) node";
 
 [[noreturn]] void die(int code, const std::string& message) {
   std::cerr << "dfsctl: " << message << "\n";
@@ -103,6 +106,7 @@ class Cli {
     if (args.empty()) die(2, "no command; see dfsctl --help");
     const std::string& cmd = args[0];
     if (cmd == "version" && args.size() == 1) return version();
+    if (cmd == "ping" && args.size() <= 2) return ping(args.size() == 2 ? args[1] : metaAddress(options_));
     if (cmd == "status" && args.size() == 1) return status();
     if (cmd == "node" && args.size() == 2 && args[1] == "list") return nodeList();
     if (cmd == "stats" && args.size() == 1) return stats();
@@ -156,6 +160,34 @@ class Cli {
     if (status.getCode() != proto::Code::OK) {
       std::string message = status.getMessage().cStr();
       die(1, std::string(codeName(status.getCode())) + (message.empty() ? "" : ": " + message));
+    }
+  }
+
+  // Handshake only: proves the peer speaks our protocol version (or shows why not).
+  int ping(const std::string& address) {
+    uint32_t version = proto::PROTOCOL_VERSION;
+    if (options_.isSet("protocol-version")) version = uint32_t(sizeOption("protocol-version"));
+    bool storage = options_.getBool("storage");
+    try {
+      auto connection = wait(connectRpc(io_.provider->getNetwork(), address));
+      uint32_t serverVersion;
+      if (storage) {
+        auto hello = connection->bootstrapAs<proto::StorageGateway>().helloRequest();
+        hello.setVersion(version);
+        hello.setPeer("dfsctl ping");
+        serverVersion = wait(hello.send()).getServerVersion();
+      } else {
+        auto hello = connection->bootstrapAs<proto::MetaGateway>().helloRequest();
+        hello.setVersion(version);
+        hello.setPeer("dfsctl ping");
+        serverVersion = wait(hello.send()).getServerVersion();
+      }
+      std::cout << (storage ? "storage" : "metadata") << " node " << address << " speaks protocol "
+                << serverVersion << "\n";
+      return 0;
+    } catch (const kj::Exception& e) {
+      die(1, (storage ? "storage node " : "metadata node ") + address + " refused: " +
+                 e.getDescription().cStr());
     }
   }
 
