@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 2: several cp -a and find/stat loops on one tree at once finish without errors
+# and without the client aborting (lookup counts stay consistent).
+source "$(dirname "$0")/lib.sh"
+cluster_start 6
+mount_volume "$MNT"
+make_tree "$CLUSTER_DIR/src" 2500 3
+cp -a "$CLUSTER_DIR/src" "$MNT/base"
+
+step "3 cp -a and 2 find/stat loops at once"
+pids=()
+for i in 1 2 3; do
+  cp -a "$MNT/base" "$MNT/copy$i" &
+  pids+=($!)
+done
+stop_flag=$CLUSTER_DIR/stop
+for i in 1 2; do
+  (
+    while [ ! -e "$stop_flag" ]; do
+      find "$MNT" -xdev >/dev/null 2>"$CLUSTER_DIR/find$i.err" || { grep -v 'No such file' "$CLUSTER_DIR/find$i.err" | grep . && exit 1; }
+      find "$MNT/base" -type f -print0 | head -z -n 500 | xargs -0 stat >/dev/null || exit 1
+    done
+  ) &
+  pids+=($!)
+done
+for i in 0 1 2; do wait "${pids[$i]}" || fail "cp -a number $((i + 1)) failed"; done
+touch "$stop_flag"
+for i in 3 4; do wait "${pids[$i]}" || fail "a find/stat loop failed"; done
+kill -0 "$(pid_of fuse_mnt)" || fail "dfs-fuse died"
+for i in 1 2 3; do diff -r --no-dereference "$CLUSTER_DIR/src" "$MNT/copy$i" >/dev/null || fail "copy$i differs"; done
+
+step "remove everything while listing"
+rm -rf "$MNT/copy1" "$MNT/copy2" &
+rmpid=$!
+find "$MNT" -xdev >/dev/null 2>&1 || true
+wait $rmpid || fail "rm -rf failed"
+[ "$(ls "$MNT")" = "$(printf 'base\ncopy3')" ] || fail "unexpected entries: $(ls "$MNT")"
+kill -0 "$(pid_of fuse_mnt)" || fail "dfs-fuse died"
+echo "PASS: $TEST_NAME"
