@@ -1,0 +1,676 @@
+#include "backend/client/meta_client.h"
+
+// GCC 12 reports false "maybe-uninitialized" inside kj::_::ExceptionOr<Result<T>>.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "backend/client/proto_convert.h"
+#include "backend/common/clock.h"
+#include "backend/common/rpc.h"
+
+namespace dfs {
+
+namespace {
+constexpr int64_t kMinBackoffMs = 100;
+constexpr int64_t kMaxBackoffMs = 2000;
+constexpr int64_t kConnectTimeoutMs = 5000;
+
+bool isRetryable(const kj::Exception& e) {
+  return e.getType() == kj::Exception::Type::DISCONNECTED ||
+         e.getType() == kj::Exception::Type::OVERLOADED;
+}
+}  // namespace
+
+// A connected, mounted session as handed to one call.
+struct Session {
+  proto::Meta::Client meta;
+  uint64_t sessionId;
+  uint64_t generation;
+};
+
+// Everything that touches Cap'n Proto. Loop thread only.
+class MetaClient::Connection {
+ public:
+  Connection(RpcLoop& loop, const MetaClientOptions& options, MetaClient& owner)
+      : loop_(loop), options_(options), owner_(owner) {}
+
+  ~Connection() = default;
+
+  // Resolves to a live session, connecting (once, shared by all waiters) if
+  // needed. Throws DISCONNECTED when the attempt fails.
+  kj::Promise<Session> get() {
+    KJ_IF_MAYBE(live, live_) {
+      return Session{(*live)->meta, (*live)->sessionId, (*live)->generation};
+    }
+    KJ_IF_MAYBE(connecting, connecting_) {
+      return connecting->addBranch().then([this]() { return get(); });
+    }
+    int64_t wait = nextAttemptNs_ - monotonicNs();
+    if (wait > 0) {
+      return loop_.timer().afterDelay(wait * kj::NANOSECONDS).then([this]() { return get(); });
+    }
+    auto attempt = connectOnce().then(
+        [this](kj::Own<Live> live) {
+          backoffMs_ = 0;
+          nextAttemptNs_ = 0;
+          connecting_ = nullptr;
+          Live& ref = *live;
+          live_ = kj::mv(live);
+          startBackground(ref);
+        },
+        [this](kj::Exception&& e) {
+          connecting_ = nullptr;
+          backoffMs_ = backoffMs_ == 0 ? kMinBackoffMs : std::min(backoffMs_ * 2, kMaxBackoffMs);
+          nextAttemptNs_ = monotonicNs() + backoffMs_ * 1000000;
+          if (!reportedDown_) {
+            spdlog::warn("meta {}: cannot connect: {} (retrying with backoff)", options_.address,
+                         e.getDescription().cStr());
+            reportedDown_ = true;
+          }
+          if (!mountError.ok()) kj::throwFatalException(kj::mv(e));
+          kj::throwFatalException(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__,
+                                                __LINE__, kj::str(e.getDescription())));
+        });
+    connecting_ = attempt.fork();
+    return KJ_ASSERT_NONNULL(connecting_).addBranch().then([this]() { return get(); });
+  }
+
+  // Drops the session `generation` after a disconnect (no-op if already replaced).
+  void broken(uint64_t generation, const char* why) {
+    KJ_IF_MAYBE(live, live_) {
+      if ((*live)->generation != generation) return;
+      spdlog::warn("meta {}: connection lost ({}); will reconnect", options_.address, why);
+      reportedDown_ = false;
+      // Destroy later: we may be running inside one of the session's own promises.
+      auto dead = kj::mv(*live);
+      live_ = nullptr;
+      loop_.addTask(kj::evalLater([dead = kj::mv(dead)]() mutable { dead = nullptr; }));
+    }
+  }
+
+  kj::Promise<void> unmount() {
+    KJ_IF_MAYBE(live, live_) {
+      auto req = (*live)->meta.unmountRequest();
+      req.setSessionId((*live)->sessionId);
+      return loop_.timer()
+          .timeoutAfter(2 * kj::SECONDS, req.send().ignoreResult())
+          .catch_([](kj::Exception&&) {});
+    }
+    return kj::READY_NOW;
+  }
+
+  // The server's refusal of the last mount attempt, if any.
+  Status mountError;
+
+ private:
+  struct Live {
+    kj::Own<RpcConnection> rpc;
+    proto::Meta::Client meta;
+    uint64_t sessionId = 0;
+    uint32_t leaseMs = 0;
+    uint64_t generation = 0;
+    kj::Promise<void> keepalive = nullptr;
+    kj::Promise<void> watch = nullptr;
+    Live(kj::Own<RpcConnection> rpc, proto::Meta::Client meta)
+        : rpc(kj::mv(rpc)), meta(kj::mv(meta)) {}
+  };
+
+  kj::Promise<kj::Own<Live>> connectOnce() {
+    auto connected = connectRpc(loop_.network(), options_.address.c_str())
+        .then([this](kj::Own<RpcConnection> rpc) {
+          auto gateway = rpc->bootstrapAs<proto::MetaGateway>();
+          auto hello = gateway.helloRequest();
+          hello.setVersion(proto::PROTOCOL_VERSION);
+          hello.setPeer(options_.clientName);
+          return hello.send().then([this, rpc = kj::mv(rpc)](
+                                       capnp::Response<proto::MetaGateway::HelloResults> r) mutable {
+            auto live = kj::heap<Live>(kj::mv(rpc), r.getMeta());
+            return mountOn(kj::mv(live));
+          });
+        });
+    int64_t timeoutMs = std::min(options_.opTimeoutMs, kConnectTimeoutMs);
+    return loop_.timer().timeoutAfter(timeoutMs * kj::MILLISECONDS, kj::mv(connected));
+  }
+
+  kj::Promise<kj::Own<Live>> mountOn(kj::Own<Live> live) {
+    auto req = live->meta.mountRequest();
+    req.setVolume(options_.volume);
+    req.setClient(options_.clientName);
+    auto sent = req.send();
+    return sent.then([this, live = kj::mv(live)](
+                         capnp::Response<proto::Meta::MountResults> r) mutable -> kj::Own<Live> {
+      Status status = fromProto(r.getStatus());
+      if (!status.ok()) {
+        mountError = Status::error(status.code, "mounting volume '" + options_.volume +
+                                                    "' failed: " + codeName(status.code) +
+                                                    (status.message.empty() ? "" : ": " + status.message));
+        KJ_FAIL_REQUIRE("mount refused", mountError.message);
+      }
+      mountError = {};
+      live->sessionId = r.getSessionId();
+      live->leaseMs = std::max<uint32_t>(r.getLeaseMs(), 300);
+      live->generation = ++generation_;
+      owner_.setVolume(volumeFromProto(r.getVolume()));
+      if (reportedDown_ || generation_ > 1) {
+        spdlog::info("meta {}: connected, session {} on volume '{}'", options_.address,
+                     live->sessionId, options_.volume);
+      }
+      reportedDown_ = false;
+      return kj::mv(live);
+    });
+  }
+
+  void startBackground(Live& live) {
+    uint64_t generation = live.generation;
+    live.watch = live.rpc->onDisconnect().then(
+        [this, generation]() { broken(generation, "peer closed the connection"); },
+        [this, generation](kj::Exception&& e) { broken(generation, e.getDescription().cStr()); });
+    live.keepalive = keepaliveLoop(live);
+  }
+
+  kj::Promise<void> keepaliveLoop(Live& live) {
+    return loop_.timer().afterDelay(int64_t(live.leaseMs / 3) * kj::MILLISECONDS).then([this, &live]() -> kj::Promise<void> {
+      auto req = live.meta.keepaliveRequest();
+      req.setSessionId(live.sessionId);
+      uint64_t generation = live.generation;
+      return loop_.timer()
+          .timeoutAfter(int64_t(live.leaseMs) * kj::MILLISECONDS, req.send())
+          .then(
+              [this, &live](capnp::Response<proto::Meta::KeepaliveResults> r) -> kj::Promise<void> {
+                Status status = fromProto(r.getStatus());
+                if (status.ok()) return keepaliveLoop(live);
+                // The server forgot the session (expired lease): open a new one.
+                spdlog::warn("meta {}: session {} lost ({}); mounting a new session",
+                             options_.address, live.sessionId, codeName(status.code));
+                auto req = live.meta.mountRequest();
+                req.setVolume(options_.volume);
+                req.setClient(options_.clientName);
+                return req.send().then([this, &live](capnp::Response<proto::Meta::MountResults> r) {
+                  if (r.getStatus().getCode() == Code::OK) live.sessionId = r.getSessionId();
+                  return keepaliveLoop(live);
+                });
+              },
+              [this, generation](kj::Exception&& e) {
+                broken(generation, e.getDescription().cStr());
+              });
+    });
+  }
+
+  RpcLoop& loop_;
+  const MetaClientOptions& options_;
+  MetaClient& owner_;
+  kj::Maybe<kj::Own<Live>> live_;
+  kj::Maybe<kj::ForkedPromise<void>> connecting_;
+  int64_t nextAttemptNs_ = 0;
+  int64_t backoffMs_ = 0;
+  uint64_t generation_ = 0;
+  bool reportedDown_ = false;
+};
+
+namespace {
+
+// One RPC attempt plus retries, on the loop thread.
+template <typename T, typename Fn>
+kj::Promise<Result<T>> attempt(RpcLoop& loop, MetaClient::Connection& conn, const char* what,
+                               bool idempotent, int64_t deadlineNs, Fn& fn, int attemptNo) {
+  struct State {
+    bool sent = false;
+    uint64_t generation = 0;
+  };
+  int64_t remaining = deadlineNs - monotonicNs();
+  if (remaining <= 0) {
+    spdlog::error("meta: {} timed out (metadata node unreachable)", what);
+    return Result<T>(Status::error(Code::IO, std::string(what) + ": metadata node unreachable"));
+  }
+  auto state = kj::heap<State>();
+  State* s = state.get();
+  auto call = conn.get().then([&fn, s](Session session) {
+    s->sent = true;
+    s->generation = session.generation;
+    return fn(session);
+  });
+  return loop.timer()
+      .timeoutAfter(remaining * kj::NANOSECONDS, kj::mv(call))
+      .catch_([&loop, &conn, what, idempotent, deadlineNs, &fn, attemptNo,
+               s](kj::Exception&& e) -> kj::Promise<Result<T>> {
+        if (e.getType() == kj::Exception::Type::DISCONNECTED && s->sent) {
+          conn.broken(s->generation, e.getDescription().cStr());
+        }
+        int64_t now = monotonicNs();
+        if (!isRetryable(e) || (!idempotent && s->sent) || now >= deadlineNs) {
+          const Status& refused = conn.mountError;
+          if (!refused.ok()) return Result<T>(refused);
+          spdlog::error("meta: {} failed: {}", what, e.getDescription().cStr());
+          return Result<T>(Status::error(Code::IO, std::string(what) + ": " +
+                                                       e.getDescription().cStr()));
+        }
+        int64_t backoffNs = std::min<int64_t>(kMinBackoffMs << std::min(attemptNo, 5), kMaxBackoffMs) * 1000000;
+        backoffNs = std::min(backoffNs, deadlineNs - now);
+        return loop.timer().afterDelay(backoffNs * kj::NANOSECONDS).then([&loop, &conn, what, idempotent, deadlineNs, &fn, attemptNo]() {
+          return attempt<T>(loop, conn, what, idempotent, deadlineNs, fn, attemptNo + 1);
+        });
+      })
+      .attach(kj::mv(state));
+}
+
+}  // namespace
+
+MetaClient::MetaClient(RpcLoop& loop, MetaClientOptions options)
+    : loop_(loop), options_(std::move(options)) {
+  loop_.run([this]() { connection_ = std::make_unique<Connection>(loop_, options_, *this); });
+}
+
+MetaClient::~MetaClient() {
+  loop_.run([this]() { connection_.reset(); });
+}
+
+void MetaClient::setVolume(VolumeInfo volume) {
+  std::lock_guard<std::mutex> lock(mu_);
+  volume_ = std::move(volume);
+}
+
+VolumeInfo MetaClient::volume() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return volume_;
+}
+
+template <typename T, typename Fn>
+Result<T> MetaClient::call(const char* what, bool idempotent, Fn&& fn) {
+  int64_t deadline = monotonicNs() + options_.opTimeoutMs * 1000000;
+  try {
+    return loop_.run([&]() {
+      if (!connection_) {
+        return kj::Promise<Result<T>>(Result<T>(Status::error(Code::IO, "client is shutting down")));
+      }
+      return attempt<T>(loop_, *connection_, what, idempotent, deadline, fn, 0);
+    });
+  } catch (const kj::Exception& e) {
+    spdlog::error("meta: {} failed: {}", what, e.getDescription().cStr());
+    return Status::error(Code::IO, std::string(what) + ": " + e.getDescription().cStr());
+  }
+}
+
+Status MetaClient::start() {
+  auto r = call<bool>("mount", true, [](Session&) { return kj::Promise<Result<bool>>(true); });
+  return r.status();
+}
+
+void MetaClient::stop() {
+  try {
+    loop_.run([this]() -> kj::Promise<void> {
+      if (!connection_) return kj::READY_NOW;
+      return connection_->unmount();
+    });
+  } catch (const kj::Exception& e) {
+    spdlog::warn("meta: unmount failed: {}", e.getDescription().cStr());
+  }
+}
+
+namespace {
+template <typename Response>
+Result<Attr> attrResult(Response& r) {
+  Status status = fromProto(r.getStatus());
+  if (!status.ok()) return status;
+  return attrFromProto(r.getAttr());
+}
+template <typename Response>
+Status statusOf(Response& r) {
+  return fromProto(r.getStatus());
+}
+}  // namespace
+
+Result<Attr> MetaClient::lookup(uint64_t parent, std::string_view name) {
+  return call<Attr>("lookup", true, [&](Session& s) {
+    auto req = s.meta.lookupRequest();
+    req.setParent(parent);
+    req.setName(asData(name));
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<Attr> MetaClient::getattr(uint64_t ino) {
+  return call<Attr>("getattr", true, [&](Session& s) {
+    auto req = s.meta.getattrRequest();
+    req.setIno(ino);
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<Attr> MetaClient::setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller) {
+  return call<Attr>("setattr", true, [&](Session& s) {
+    auto req = s.meta.setattrRequest();
+    req.setIno(ino);
+    setAttrToProto(set, req.initSet());
+    callerToProto(caller, req.initCaller());
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t mode,
+                               uint64_t rdev, const Caller& caller) {
+  return call<Attr>("mknod", false, [&](Session& s) {
+    auto req = s.meta.mknodRequest();
+    req.setParent(parent);
+    req.setName(asData(name));
+    req.setMode(mode);
+    req.setRdev(rdev);
+    callerToProto(caller, req.initCaller());
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
+                               const Caller& caller) {
+  return call<Attr>("mkdir", false, [&](Session& s) {
+    auto req = s.meta.mkdirRequest();
+    req.setParent(parent);
+    req.setName(asData(name));
+    req.setMode(mode);
+    callerToProto(caller, req.initCaller());
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<Attr> MetaClient::symlink(uint64_t parent, std::string_view name, std::string_view target,
+                                 const Caller& caller) {
+  return call<Attr>("symlink", false, [&](Session& s) {
+    auto req = s.meta.symlinkRequest();
+    req.setParent(parent);
+    req.setName(asData(name));
+    req.setTarget(asData(target));
+    callerToProto(caller, req.initCaller());
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<std::string> MetaClient::readlink(uint64_t ino) {
+  return call<std::string>("readlink", true, [&](Session& s) {
+    auto req = s.meta.readlinkRequest();
+    req.setIno(ino);
+    return req.send().then([](auto r) -> Result<std::string> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      return toString(r.getTarget());
+    });
+  });
+}
+
+Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view newName) {
+  return call<Attr>("link", false, [&](Session& s) {
+    auto req = s.meta.linkRequest();
+    req.setIno(ino);
+    req.setNewParent(newParent);
+    req.setNewName(asData(newName));
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& caller) {
+  return call<bool>("unlink", false, [&](Session& s) {
+           auto req = s.meta.unlinkRequest();
+           req.setParent(parent);
+           req.setName(asData(name));
+           callerToProto(caller, req.initCaller());
+           return req.send().then([](auto r) -> Result<bool> {
+             Status status = statusOf(r);
+             if (!status.ok()) return status;
+             return true;
+           });
+         })
+      .status();
+}
+
+Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& caller) {
+  return call<bool>("rmdir", false, [&](Session& s) {
+           auto req = s.meta.rmdirRequest();
+           req.setParent(parent);
+           req.setName(asData(name));
+           callerToProto(caller, req.initCaller());
+           return req.send().then([](auto r) -> Result<bool> {
+             Status status = statusOf(r);
+             if (!status.ok()) return status;
+             return true;
+           });
+         })
+      .status();
+}
+
+Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newParent,
+                          std::string_view newName, uint32_t flags, const Caller& caller) {
+  return call<bool>("rename", false, [&](Session& s) {
+           auto req = s.meta.renameRequest();
+           req.setParent(parent);
+           req.setName(asData(name));
+           req.setNewParent(newParent);
+           req.setNewName(asData(newName));
+           req.setFlags(flags);
+           callerToProto(caller, req.initCaller());
+           return req.send().then([](auto r) -> Result<bool> {
+             Status status = statusOf(r);
+             if (!status.ok()) return status;
+             return true;
+           });
+         })
+      .status();
+}
+
+Result<Attr> MetaClient::open(uint64_t ino, bool truncate) {
+  // Retried: after a reconnect the open is recorded in the new session.
+  return call<Attr>("open", true, [&](Session& s) {
+    auto req = s.meta.openRequest();
+    req.setSessionId(s.sessionId);
+    req.setIno(ino);
+    req.setTruncate(truncate);
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Result<Attr> MetaClient::create(uint64_t parent, std::string_view name, uint32_t mode,
+                                bool exclusive, const Caller& caller) {
+  return call<Attr>("create", false, [&](Session& s) {
+    auto req = s.meta.createRequest();
+    req.setSessionId(s.sessionId);
+    req.setParent(parent);
+    req.setName(asData(name));
+    req.setMode(mode);
+    req.setExclusive(exclusive);
+    callerToProto(caller, req.initCaller());
+    return req.send().then([](auto r) { return attrResult(r); });
+  });
+}
+
+Status MetaClient::release(uint64_t ino) {
+  return call<bool>("release", true, [&](Session& s) {
+           auto req = s.meta.releaseRequest();
+           req.setSessionId(s.sessionId);
+           req.setIno(ino);
+           return req.send().then([](auto) -> Result<bool> { return true; });
+         })
+      .status();
+}
+
+Result<DirPage> MetaClient::readdir(uint64_t ino, std::string_view after, uint32_t max, bool plus) {
+  return call<DirPage>("readdir", true, [&](Session& s) {
+    auto req = s.meta.readdirRequest();
+    req.setIno(ino);
+    req.setAfter(asData(after));
+    req.setMax(max);
+    req.setPlus(plus);
+    return req.send().then([](auto r) -> Result<DirPage> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      DirPage page;
+      page.eof = r.getEof();
+      page.entries.reserve(r.getEntries().size());
+      for (auto e : r.getEntries()) page.entries.push_back(dirEntryFromProto(e));
+      return page;
+    });
+  });
+}
+
+Result<FsStats> MetaClient::statfs() {
+  return call<FsStats>("statfs", true, [&](Session& s) {
+    return s.meta.statfsRequest().send().then([](auto r) -> Result<FsStats> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      auto f = r.getStatfs();
+      FsStats st;
+      st.totalBytes = f.getTotalBytes();
+      st.freeBytes = f.getFreeBytes();
+      st.totalInodes = f.getTotalInodes();
+      st.freeInodes = f.getFreeInodes();
+      return st;
+    });
+  });
+}
+
+Status MetaClient::setxattr(uint64_t ino, std::string_view name, std::string_view value,
+                            uint32_t flags) {
+  return call<bool>("setxattr", true, [&](Session& s) {
+           auto req = s.meta.setxattrRequest();
+           req.setIno(ino);
+           req.setName(std::string(name));
+           req.setValue(asData(value));
+           req.setFlags(flags);
+           return req.send().then([](auto r) -> Result<bool> {
+             Status status = statusOf(r);
+             if (!status.ok()) return status;
+             return true;
+           });
+         })
+      .status();
+}
+
+Result<std::string> MetaClient::getxattr(uint64_t ino, std::string_view name) {
+  return call<std::string>("getxattr", true, [&](Session& s) {
+    auto req = s.meta.getxattrRequest();
+    req.setIno(ino);
+    req.setName(std::string(name));
+    return req.send().then([](auto r) -> Result<std::string> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      return toString(r.getValue());
+    });
+  });
+}
+
+Result<std::vector<std::string>> MetaClient::listxattr(uint64_t ino) {
+  return call<std::vector<std::string>>("listxattr", true, [&](Session& s) {
+    auto req = s.meta.listxattrRequest();
+    req.setIno(ino);
+    return req.send().then([](auto r) -> Result<std::vector<std::string>> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      std::vector<std::string> names;
+      for (auto n : r.getNames()) names.emplace_back(n.cStr());
+      return names;
+    });
+  });
+}
+
+Status MetaClient::removexattr(uint64_t ino, std::string_view name) {
+  return call<bool>("removexattr", false, [&](Session& s) {
+           auto req = s.meta.removexattrRequest();
+           req.setIno(ino);
+           req.setName(std::string(name));
+           return req.send().then([](auto r) -> Result<bool> {
+             Status status = statusOf(r);
+             if (!status.ok()) return status;
+             return true;
+           });
+         })
+      .status();
+}
+
+Result<ExtentMap> MetaClient::getExtents(uint64_t ino, uint64_t offset, uint64_t length) {
+  return call<ExtentMap>("getExtents", true, [&](Session& s) {
+    auto req = s.meta.getExtentsRequest();
+    req.setIno(ino);
+    req.setOffset(offset);
+    req.setLength(length);
+    return req.send().then([](auto r) -> Result<ExtentMap> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      ExtentMap map;
+      map.attr = attrFromProto(r.getAttr());
+      map.extents.reserve(r.getExtents().size());
+      for (auto e : r.getExtents()) map.extents.push_back(extentFromProto(e));
+      map.chunks.reserve(r.getChunks().size());
+      for (auto c : r.getChunks()) map.chunks.push_back(chunkFromProto(c));
+      return map;
+    });
+  });
+}
+
+Result<std::vector<bool>> MetaClient::findChunks(const std::vector<ChunkId>& ids) {
+  return call<std::vector<bool>>("findChunks", true, [&](Session& s) {
+    auto req = s.meta.findChunksRequest();
+    auto list = req.initIds(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) list.set(i, asData(ids[i]));
+    size_t want = ids.size();
+    return req.send().then([want](auto r) -> Result<std::vector<bool>> {
+      auto present = r.getPresent();
+      if (present.size() != want) {
+        return Status::error(Code::IO, "findChunks: server answered for the wrong number of ids");
+      }
+      std::vector<bool> out;
+      out.reserve(present.size());
+      for (bool p : present) out.push_back(p);
+      return out;
+    });
+  });
+}
+
+CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& extents,
+                                     const std::vector<ChunkPlacement>& newChunks,
+                                     uint64_t newSize, bool setSize, int64_t mtimeNs) {
+  auto r = call<CommitResult>("commitWrite", true, [&](Session& s) {
+    auto req = s.meta.commitWriteRequest();
+    req.setIno(ino);
+    auto list = req.initExtents(extents.size());
+    for (size_t i = 0; i < extents.size(); ++i) extentToProto(extents[i], list[i]);
+    auto chunks = req.initNewChunks(newChunks.size());
+    for (size_t i = 0; i < newChunks.size(); ++i) chunkToProto(newChunks[i], chunks[i]);
+    req.setNewSize(newSize);
+    req.setSetSize(setSize);
+    req.setMtimeNs(mtimeNs);
+    return req.send().then([](auto r) -> Result<CommitResult> {
+      CommitResult out;
+      out.status = statusOf(r);
+      if (out.status.ok()) out.attr = attrFromProto(r.getAttr());
+      for (auto id : r.getMissing()) {
+        ChunkId chunk;
+        if (chunkIdFromData(id, &chunk)) out.missing.push_back(chunk);
+      }
+      return out;
+    });
+  });
+  if (!r.ok()) return CommitResult{r.status(), {}, {}};
+  return std::move(r).value();
+}
+
+Result<ClusterMap> MetaClient::clusterMap() {
+  return call<ClusterMap>("clusterMap", true, [&](Session& s) {
+    return s.meta.clusterMapRequest().send().then([](auto r) -> Result<ClusterMap> {
+      ClusterMap map;
+      map.epoch = r.getEpoch();
+      for (auto n : r.getNodes()) {
+        StorageNode node;
+        node.id = n.getId();
+        node.address = n.getAddress().cStr();
+        node.weight = n.getWeight();
+        node.up = n.getUp() && n.getState() == proto::NodeInfo::NodeState::UP;
+        node.label = n.getLabel().cStr();
+        node.capacityBytes = n.getCapacityBytes();
+        node.usedBytes = n.getUsedBytes();
+        map.nodes.push_back(std::move(node));
+      }
+      return map;
+    });
+  });
+}
+
+}  // namespace dfs

@@ -1,0 +1,99 @@
+// Synchronous, thread-safe access to the metadata node (dfs-meta).
+//
+// Every method blocks the calling thread (a FUSE worker) while the RPC runs on the
+// RpcLoop thread. Every call has a deadline (op timeout, default 15 s). When the
+// connection breaks, the client reconnects with exponential backoff (100 ms .. 2 s)
+// and mounts a new session; idempotent calls are retried until the deadline,
+// non-idempotent ones only if they were not sent yet. A call that cannot complete
+// in time returns Code::IO and logs why: the mount never hangs and never crashes.
+//
+// Threads: every public method may be called from any thread except the RpcLoop
+// thread. Lock order: MetaClient::mu_ is a leaf; it is never held across run().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/client/rpc_loop.h"
+#include "backend/client/types.h"
+#include "backend/common/status.h"
+
+namespace dfs {
+
+struct MetaClientOptions {
+  std::string address;     // host:port of dfs-meta
+  std::string volume;      // volume to mount
+  std::string clientName;  // shown in the server's logs
+  int64_t opTimeoutMs = 15000;
+};
+
+class MetaClient {
+ public:
+  MetaClient(RpcLoop& loop, MetaClientOptions options);
+  ~MetaClient();
+  MetaClient(const MetaClient&) = delete;
+  MetaClient& operator=(const MetaClient&) = delete;
+
+  // Connects, checks the protocol version and mounts the volume. Returns the
+  // server's status when the mount is refused (NOT_FOUND: no such volume), IO
+  // when dfs-meta cannot be reached within the op timeout.
+  Status start();
+  // Ends the session (best effort, short timeout).
+  void stop();
+
+  VolumeInfo volume() const;
+  int64_t opTimeoutMs() const { return options_.opTimeoutMs; }
+
+  Result<Attr> lookup(uint64_t parent, std::string_view name);
+  Result<Attr> getattr(uint64_t ino);
+  Result<Attr> setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller);
+  Result<Attr> mknod(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                     const Caller& caller);
+  Result<Attr> mkdir(uint64_t parent, std::string_view name, uint32_t mode, const Caller& caller);
+  Result<Attr> symlink(uint64_t parent, std::string_view name, std::string_view target,
+                       const Caller& caller);
+  Result<std::string> readlink(uint64_t ino);
+  Result<Attr> link(uint64_t ino, uint64_t newParent, std::string_view newName);
+  Status unlink(uint64_t parent, std::string_view name, const Caller& caller);
+  Status rmdir(uint64_t parent, std::string_view name, const Caller& caller);
+  Status rename(uint64_t parent, std::string_view name, uint64_t newParent,
+                std::string_view newName, uint32_t flags, const Caller& caller);
+  Result<Attr> open(uint64_t ino, bool truncate);
+  Result<Attr> create(uint64_t parent, std::string_view name, uint32_t mode, bool exclusive,
+                      const Caller& caller);
+  Status release(uint64_t ino);
+  Result<DirPage> readdir(uint64_t ino, std::string_view after, uint32_t max, bool plus);
+  Result<FsStats> statfs();
+  Status setxattr(uint64_t ino, std::string_view name, std::string_view value, uint32_t flags);
+  Result<std::string> getxattr(uint64_t ino, std::string_view name);
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Status removexattr(uint64_t ino, std::string_view name);
+
+  Result<ExtentMap> getExtents(uint64_t ino, uint64_t offset, uint64_t length);
+  Result<std::vector<bool>> findChunks(const std::vector<ChunkId>& ids);
+  // On MISSING_CHUNKS, result.status says so and result.missing lists the chunks.
+  CommitResult commitWrite(uint64_t ino, const std::vector<Extent>& extents,
+                           const std::vector<ChunkPlacement>& newChunks, uint64_t newSize,
+                           bool setSize, int64_t mtimeNs);
+  Result<ClusterMap> clusterMap();
+
+  class Connection;  // loop-thread state; defined in meta_client.cc
+  // Called by the connection when a (new) session is mounted.
+  void setVolume(VolumeInfo volume);
+
+ private:
+  template <typename T, typename Fn>
+  Result<T> call(const char* what, bool idempotent, Fn&& fn);
+
+  RpcLoop& loop_;
+  const MetaClientOptions options_;
+  std::unique_ptr<Connection> connection_;  // used and destroyed on the loop thread only
+  mutable std::mutex mu_;
+  VolumeInfo volume_;  // guarded by mu_
+};
+
+}  // namespace dfs
