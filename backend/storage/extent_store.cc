@@ -1,0 +1,781 @@
+#include "backend/storage/extent_store.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "backend/common/clock.h"
+#include "backend/common/hash.h"
+
+namespace dfs {
+
+namespace {
+
+constexpr char kFragmentsDb[] = "fragments";
+constexpr char kLocationsDb[] = "locations";
+constexpr char kExtentsDb[] = "extents";
+constexpr char kMetaDb[] = "meta";
+constexpr char kFormatKey[] = "format";
+constexpr char kFragmentCountKey[] = "fragments";
+
+std::string be64(uint64_t v) {
+  std::string s;
+  appendBigEndian64(s, v);
+  return s;
+}
+std::string be32(uint32_t v) {
+  std::string s;
+  appendBigEndian32(s, v);
+  return s;
+}
+
+std::string shortHex(std::string_view id) {
+  return toHex(reinterpret_cast<const uint8_t*>(id.data()), id.size());
+}
+
+Status makeDirectory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
+    return errnoStatus("mkdir " + path, errno);
+  }
+  return {};
+}
+
+}  // namespace
+
+// State of one writer round. Extent accounting is copied from extents_ on first
+// touch and published only after the commit succeeds.
+struct ExtentStore::Group {
+  explicit Group(ExtentStore& store)
+      : store(store), startExtent(store.currentExtent_), startFile(store.currentFile_) {}
+
+  ExtentInfo& info(uint32_t extent) {
+    auto it = changed.find(extent);
+    if (it != changed.end()) return it->second;
+    std::lock_guard<std::mutex> lock(store.statsMutex_);
+    auto committed = store.extents_.find(extent);
+    return changed[extent] = committed == store.extents_.end() ? ExtentInfo{} : committed->second;
+  }
+  bool appendedAnything() const { return !touched.empty(); }
+
+  ExtentStore& store;
+  std::map<uint32_t, ExtentInfo> changed;
+  std::map<uint32_t, std::shared_ptr<ExtentFile>> touched;  // extents appended to
+  std::map<uint32_t, uint64_t> startSizes;                   // committed size before this round
+  std::vector<uint32_t> created;                             // extent files created this round
+  std::vector<uint32_t> dropped;                             // extents whose rows go away
+  uint32_t startExtent;
+  std::shared_ptr<ExtentFile> startFile;
+  uint64_t appended = 0;
+  int64_t fragmentsDelta = 0;
+};
+
+ExtentStore::ExtentStore(ExtentStoreOptions options)
+    : options_(std::move(options)),
+      fs_(options_.fileSystem ? *options_.fileSystem : posixFileSystem()),
+      files_(fs_, options_.dataDir + "/extents", options_.maxOpenExtents) {}
+
+ExtentStore::~ExtentStore() {
+  {
+    std::lock_guard<std::mutex> lock(commitMutex_);
+    currentFile_.reset();
+    files_.clear();
+    env_.reset();  // mdb_env_close; every commit is already durable
+  }
+  if (lockFd_ >= 0) ::close(lockFd_);
+}
+
+int64_t ExtentStore::now() const { return options_.clock ? options_.clock() : nowNs(); }
+
+Result<std::unique_ptr<ExtentStore>> ExtentStore::open(ExtentStoreOptions options) {
+  if (options.dataDir.empty()) return Status::error(Code::INVALID, "no data directory given");
+  if (options.maxExtentBytes < kRecordHeaderSize + 1) {
+    return Status::error(Code::INVALID, "max extent size is too small");
+  }
+  std::unique_ptr<ExtentStore> store(new ExtentStore(std::move(options)));
+  const std::string& dir = store->options_.dataDir;
+  for (const std::string& path : {dir, dir + "/extents", dir + "/index"}) {
+    Status s = makeDirectory(path);
+    if (!s.ok()) return s;
+  }
+  std::string lockPath = dir + "/lock";
+  store->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (store->lockFd_ < 0) return errnoStatus("open " + lockPath, errno);
+  if (::flock(store->lockFd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status::error(Code::BUSY, "data directory " + dir + " is in use by another process");
+  }
+
+  auto env = LmdbEnv::open(dir + "/index", store->options_.indexMapBytes,
+                           {kFragmentsDb, kLocationsDb, kExtentsDb, kMetaDb});
+  if (!env.ok()) return env.status();
+  store->env_ = std::move(env).value();
+  store->fragmentsDb_ = store->env_->dbi(kFragmentsDb);
+  store->locationsDb_ = store->env_->dbi(kLocationsDb);
+  store->extentsDb_ = store->env_->dbi(kExtentsDb);
+  store->metaDb_ = store->env_->dbi(kMetaDb);
+
+  Status s = store->recover();
+  if (!s.ok()) return s;
+  return store;
+}
+
+Status ExtentStore::recover() {
+  std::lock_guard<std::mutex> commitLock(commitMutex_);
+  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
+  if (!txn.status().ok()) return txn.status();
+  auto format = txn.get(metaDb_, kFormatKey);
+  if (!format) {
+    Status s = txn.put(metaDb_, kFormatKey, be32(kStoreFormatVersion));
+    if (!s.ok()) return s;
+  } else if (format->size() != 4 || readBigEndian32(*format) != kStoreFormatVersion) {
+    uint32_t found = format->size() == 4 ? readBigEndian32(*format) : 0;
+    return Status::error(Code::INVALID, "index in " + options_.dataDir + " has format version " +
+                                            std::to_string(found) + "; this dfs-storage reads version " +
+                                            std::to_string(kStoreFormatVersion));
+  }
+
+  std::map<uint32_t, ExtentInfo> extents;
+  {
+    LmdbCursor cursor(txn, extentsDb_);
+    for (cursor.first(); cursor.valid(); cursor.next()) {
+      if (cursor.key().size() != 4) continue;
+      auto info = decodeExtentInfo(cursor.value());
+      if (!info) {
+        return Status::error(Code::INVALID, "unreadable extent record in the index (unknown version)");
+      }
+      extents[readBigEndian32(cursor.key())] = *info;
+    }
+  }
+  uint64_t fragments = 0;
+  if (auto count = txn.get(metaDb_, kFragmentCountKey); count && count->size() == 8) {
+    fragments = readBigEndian64(*count);
+  }
+
+  auto names = fs_.listDirectory(extentsDir());
+  if (!names.ok()) return names.status();
+  uint32_t highest = extents.empty() ? 0 : extents.rbegin()->first;
+  std::set<uint32_t> present;
+  for (const std::string& name : names.value()) {
+    auto number = parseExtentFileName(name);
+    if (!number) continue;
+    highest = std::max(highest, *number);
+    auto it = extents.find(*number);
+    if (it == extents.end()) {
+      // Created by a rollover or compaction whose commit never happened: it holds
+      // no committed record.
+      spdlog::warn("removing extent file {} that the index does not know (written after the last commit)",
+                   name);
+      Status s = fs_.removeFile(extentsDir() + "/" + name);
+      if (!s.ok()) return s;
+      continue;
+    }
+    present.insert(*number);
+    auto file = files_.acquire(*number);
+    if (!file.ok()) return file.status();
+    auto size = fs_.fileSize(file.value()->fd());
+    if (!size.ok()) return size.status();
+    if (size.value() > it->second.committedSize) {
+      spdlog::warn("extent {}: discarding {} bytes appended after the last index commit",
+                   name, size.value() - it->second.committedSize);
+      Status s = fs_.truncateFile(file.value()->fd(), it->second.committedSize);
+      if (s.ok()) s = fs_.syncData(file.value()->fd());
+      if (!s.ok()) return s;
+    } else if (size.value() < it->second.committedSize) {
+      spdlog::error("extent {} is {} bytes but the index has {} committed: its tail was lost; "
+                    "reads of fragments there will fail", name, size.value(), it->second.committedSize);
+    }
+  }
+  for (const auto& [number, info] : extents) {
+    if (!present.count(number) && info.liveRecords > 0) {
+      spdlog::error("extent {} with {} live fragments is missing from {}", extentFileName(number),
+                    info.liveRecords, extentsDir());
+    }
+  }
+  Status s = fs_.syncDirectory(extentsDir());
+  if (!s.ok()) return s;
+  s = txn.commit();
+  if (!s.ok()) return s;
+
+  nextExtent_ = highest + 1;
+  if (!extents.empty() && present.count(extents.rbegin()->first) &&
+      extents.rbegin()->second.committedSize < options_.maxExtentBytes) {
+    currentExtent_ = extents.rbegin()->first;
+    auto file = files_.acquire(currentExtent_);
+    if (!file.ok()) return file.status();
+    currentFile_ = file.value();
+  }
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  extents_ = std::move(extents);
+  fragments_ = fragments;
+  spdlog::info("extent store {}: {} fragments in {} extents, {} bytes used", options_.dataDir,
+               fragments_, extents_.size(), usedBytes());
+  return {};
+}
+
+uint64_t ExtentStore::usedBytes() const {
+  uint64_t used = 0;
+  for (const auto& [number, info] : extents_) used += info.committedSize;
+  return used;
+}
+
+Status ExtentStore::checkSpace(uint64_t used, uint64_t available, uint64_t needed) const {
+  if (options_.capacityBytes > 0 && used + needed > options_.capacityBytes) {
+    return Status::error(Code::NO_SPACE,
+                         "storage node full: " + std::to_string(used) + " of " +
+                             std::to_string(options_.capacityBytes) + " bytes of capacity used, " +
+                             std::to_string(needed) + " more needed");
+  }
+  if (available < needed + options_.reserveBytes) {
+    return Status::error(Code::NO_SPACE,
+                         "disk full under " + options_.dataDir + ": " + std::to_string(available) +
+                             " bytes free, " + std::to_string(needed) + " needed plus a reserve of " +
+                             std::to_string(options_.reserveBytes));
+  }
+  return {};
+}
+
+Status ExtentStore::rollExtent(Group& group) {
+  uint32_t number = nextExtent_++;
+  auto file = files_.acquire(number, /*create=*/true);
+  if (!file.ok()) return file.status();
+  Status s = fs_.truncateFile(file.value()->fd(), 0);
+  if (!s.ok()) return s;
+  group.created.push_back(number);
+  group.info(number) = ExtentInfo{};
+  currentExtent_ = number;
+  currentFile_ = file.value();
+  return {};
+}
+
+Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_view id,
+                                                   std::string_view data, uint64_t checksum,
+                                                   int64_t storedAtNs) {
+  uint64_t recordSize = kRecordHeaderSize + data.size();
+  if (currentExtent_ == 0 ||
+      (group.info(currentExtent_).committedSize > 0 &&
+       group.info(currentExtent_).committedSize + recordSize > options_.maxExtentBytes)) {
+    Status s = rollExtent(group);
+    if (!s.ok()) return s;
+  }
+  ExtentInfo& info = group.info(currentExtent_);
+  if (!group.touched.count(currentExtent_)) {
+    group.touched[currentExtent_] = currentFile_;
+    group.startSizes[currentExtent_] = info.committedSize;
+  }
+  FragmentLocation location;
+  location.extent = currentExtent_;
+  location.offset = info.committedSize;
+  location.length = uint32_t(data.size());
+  location.checksum = checksum;
+  location.storedAtNs = storedAtNs;
+
+  RecordHeader header;
+  header.length = location.length;
+  header.checksum = checksum;
+  header.storedAtNs = storedAtNs;
+  header.id = std::string(id);
+  std::string headerBytes = encodeRecordHeader(header);
+  int fd = currentFile_->fd();
+  Status s = fs_.writeAt(fd, headerBytes.data(), headerBytes.size(), location.offset);
+  if (s.ok()) s = fs_.writeAt(fd, data.data(), data.size(), location.offset + kRecordHeaderSize);
+  if (!s.ok()) {
+    // Drop the partial record so the space is not lost; the next append reuses
+    // this offset either way.
+    fs_.truncateFile(fd, location.offset);
+    spdlog::error("appending to extent {} failed: {}", extentFileName(currentExtent_), s.message);
+    if (s.code == Code::NO_SPACE) {
+      return Status::error(Code::NO_SPACE, "disk full under " + options_.dataDir + ": " + s.message);
+    }
+    return Status::error(Code::IO, "write to extent failed: " + s.message);
+  }
+  info.committedSize += recordSize;
+  group.appended += recordSize;
+  return location;
+}
+
+Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
+  Status s;
+  for (auto& [number, file] : group.touched) {
+    s = fs_.syncData(file->fd());
+    if (!s.ok()) break;
+  }
+  if (s.ok() && !group.created.empty()) s = fs_.syncDirectory(extentsDir());
+  if (s.ok()) {
+    for (const auto& [number, info] : group.changed) {
+      if (std::find(group.dropped.begin(), group.dropped.end(), number) != group.dropped.end()) {
+        txn.del(extentsDb_, extentKey(number));
+        continue;
+      }
+      s = txn.put(extentsDb_, extentKey(number), encodeExtentInfo(info));
+      if (!s.ok()) break;
+    }
+  }
+  uint64_t fragments;
+  {
+    std::lock_guard<std::mutex> lock(statsMutex_);
+    fragments = uint64_t(int64_t(fragments_) + group.fragmentsDelta);
+  }
+  if (s.ok()) s = txn.put(metaDb_, kFragmentCountKey, be64(fragments));
+  if (s.ok()) s = txn.commit();
+  if (!s.ok()) {
+    spdlog::error("extent store {}: commit failed, rolling back: {}", options_.dataDir, s.message);
+    txn.abort();
+    rollback(group);
+    return Status::error(s.code == Code::NO_SPACE ? Code::NO_SPACE : Code::IO,
+                         "storage commit failed: " + s.message);
+  }
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  for (auto& [number, info] : group.changed) extents_[number] = info;
+  for (uint32_t number : group.dropped) extents_.erase(number);
+  fragments_ = fragments;
+  ++groupCommits_;
+  return {};
+}
+
+void ExtentStore::rollback(Group& group) {
+  for (auto& [number, file] : group.touched) {
+    auto start = group.startSizes.find(number);
+    fs_.truncateFile(file->fd(), start == group.startSizes.end() ? 0 : start->second);
+  }
+  for (uint32_t number : group.created) {
+    files_.evict(number);
+    fs_.removeFile(files_.pathOf(number));
+  }
+  currentExtent_ = group.startExtent;
+  currentFile_ = group.startFile;
+}
+
+Status ExtentStore::put(const std::vector<FragmentWrite>& fragments) {
+  Waiter self;
+  self.request.fragments = &fragments;
+  std::unique_lock<std::mutex> lock(queueMutex_);
+  waiters_.push_back(&self);
+  self.cv.wait(lock, [&] { return self.done || waiters_.front() == &self; });
+  if (self.done) return self.request.status;
+
+  // This thread leads a group: the waiters queued behind it ride along.
+  std::vector<Waiter*> group;
+  std::vector<PutRequest*> requests;
+  uint64_t bytes = 0;
+  for (Waiter* waiter : waiters_) {
+    uint64_t size = 0;
+    for (const auto& f : *waiter->request.fragments) size += f.data.size();
+    if (!group.empty() && bytes + size > options_.maxGroupBytes) break;
+    group.push_back(waiter);
+    requests.push_back(&waiter->request);
+    bytes += size;
+  }
+  lock.unlock();
+  putGroup(requests);
+  lock.lock();
+  for (Waiter* waiter : group) {
+    waiters_.pop_front();
+    waiter->done = true;
+    if (waiter != &self) waiter->cv.notify_one();
+  }
+  if (!waiters_.empty()) waiters_.front()->cv.notify_one();
+  return self.request.status;
+}
+
+void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
+  std::lock_guard<std::mutex> commitLock(commitMutex_);
+  auto failAll = [&](const Status& s) {
+    for (PutRequest* r : requests) r->status = s;
+  };
+  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
+  if (!txn.status().ok()) return failAll(txn.status());
+  auto space = fs_.space(options_.dataDir);
+  if (!space.ok()) return failAll(space.status());
+  uint64_t used;
+  {
+    std::lock_guard<std::mutex> lock(statsMutex_);
+    used = usedBytes();
+  }
+  Group group(*this);
+  int64_t storedAt = now();
+  // New locations of this round; an id here shadows the committed index.
+  std::map<std::string, FragmentLocation, std::less<>> staged;
+  auto lookup = [&](std::string_view id) -> std::optional<FragmentLocation> {
+    auto it = staged.find(id);
+    if (it != staged.end()) return it->second;
+    auto value = txn.get(fragmentsDb_, id);
+    if (!value) return std::nullopt;
+    return decodeFragmentLocation(*value);
+  };
+
+  for (PutRequest* request : requests) {
+    request->status = Status::success();
+    uint64_t needed = 0;
+    for (const FragmentWrite& f : *request->fragments) {
+      auto existing = lookup(f.id);
+      if (!existing || existing->checksum != f.checksum) needed += kRecordHeaderSize + f.data.size();
+    }
+    if (needed == 0) continue;
+    Status s = checkSpace(used + group.appended, space.value().availableBytes - std::min(
+        space.value().availableBytes, group.appended), needed);
+    if (!s.ok()) {
+      spdlog::warn("put refused: {}", s.message);
+      request->status = s;
+      continue;
+    }
+    std::vector<std::pair<std::string, FragmentLocation>> appended;
+    for (const FragmentWrite& f : *request->fragments) {
+      auto existing = lookup(f.id);
+      bool duplicateInRequest = false;
+      for (const auto& a : appended) duplicateInRequest |= a.first == f.id && a.second.checksum == f.checksum;
+      if ((existing && existing->checksum == f.checksum) || duplicateInRequest) continue;
+      auto location = appendRecord(group, f.id, f.data, f.checksum, storedAt);
+      if (!location.ok()) {
+        request->status = location.status();
+        break;
+      }
+      appended.emplace_back(std::string(f.id), location.value());
+    }
+    if (!request->status.ok()) {
+      // The request is refused as a whole; what it appended stays as garbage.
+      for (const auto& [id, location] : appended) {
+        group.info(location.extent).garbageBytes += location.recordSize();
+      }
+      continue;
+    }
+    for (auto& [id, location] : appended) {
+      auto old = lookup(id);
+      if (old) {
+        ExtentInfo& oldInfo = group.info(old->extent);
+        oldInfo.liveBytes -= old->recordSize();
+        oldInfo.garbageBytes += old->recordSize();
+        oldInfo.liveRecords -= 1;
+        txn.del(locationsDb_, locationKey(old->extent, old->offset));
+      } else {
+        group.fragmentsDelta += 1;
+      }
+      ExtentInfo& info = group.info(location.extent);
+      info.liveBytes += location.recordSize();
+      info.liveRecords += 1;
+      staged[id] = location;
+    }
+  }
+  if (!group.appendedAnything()) return;  // all no-ops or refused: nothing to commit
+
+  Status s;
+  for (const auto& [id, location] : staged) {
+    s = txn.put(fragmentsDb_, id, encodeFragmentLocation(location));
+    if (s.ok()) s = txn.put(locationsDb_, locationKey(location.extent, location.offset), id);
+    if (!s.ok()) break;
+  }
+  if (s.ok()) {
+    s = commitGroup(group, txn);
+  } else {
+    txn.abort();
+    rollback(group);
+  }
+  if (!s.ok()) {
+    for (PutRequest* r : requests) {
+      if (r->status.ok()) r->status = s;
+    }
+  }
+}
+
+Result<StoredFragment> ExtentStore::get(std::string_view id) {
+  if (id.size() != kFragmentIdSize) return Status::error(Code::INVALID, "fragment id must be 33 bytes");
+  for (int attempt = 0;; ++attempt) {
+    FragmentLocation location;
+    {
+      LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
+      if (!txn.status().ok()) return txn.status();
+      auto value = txn.get(fragmentsDb_, id);
+      if (!value) return Status::error(Code::NOT_FOUND, "no fragment " + shortHex(id));
+      auto decoded = decodeFragmentLocation(*value);
+      if (!decoded) {
+        return Status::error(Code::IO, "index entry of fragment " + shortHex(id) +
+                                           " has an unknown format version " +
+                                           std::to_string(uint8_t((*value)[0])));
+      }
+      location = *decoded;
+    }
+    auto file = files_.acquire(location.extent);
+    if (!file.ok()) {
+      // Compaction may have moved the fragment and removed the extent between our
+      // index read and the open: look again once.
+      if (file.status().code == Code::NOT_FOUND && attempt == 0) continue;
+      return Status::error(Code::IO, "extent of fragment " + shortHex(id) + " unreadable: " +
+                                         file.status().message);
+    }
+    std::string headerBytes(kRecordHeaderSize, '\0');
+    StoredFragment fragment;
+    fragment.data.resize(location.length);
+    Status s = fs_.readAt(file.value()->fd(), headerBytes.data(), headerBytes.size(), location.offset);
+    if (s.ok()) {
+      s = fs_.readAt(file.value()->fd(), fragment.data.data(), fragment.data.size(),
+                     location.offset + kRecordHeaderSize);
+    }
+    std::string problem;
+    if (!s.ok()) {
+      problem = "read failed: " + s.message;
+    } else if (auto header = decodeRecordHeader(headerBytes, &problem); !header) {
+      // `problem` says why
+    } else if (header->id != id || header->length != location.length ||
+               header->checksum != location.checksum) {
+      problem = "record header does not match the index";
+    } else if (xxh3(fragment.data.data(), fragment.data.size()) != location.checksum) {
+      problem = "data checksum mismatch";
+    }
+    if (!problem.empty()) {
+      corrupt_.fetch_add(1);
+      spdlog::error("corrupt fragment {} in extent {} at offset {}: {}; returning an error, not the bytes",
+                    shortHex(id), extentFileName(location.extent), location.offset, problem);
+      return Status::error(Code::IO, "fragment " + shortHex(id) + " is corrupt on this node: " + problem);
+    }
+    fragment.checksum = location.checksum;
+    return fragment;
+  }
+}
+
+Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {
+  std::lock_guard<std::mutex> commitLock(commitMutex_);
+  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
+  if (!txn.status().ok()) return txn.status();
+  Group group(*this);
+  uint32_t deleted = 0;
+  for (const std::string& id : ids) {
+    auto value = txn.get(fragmentsDb_, id);
+    if (!value) continue;
+    auto location = decodeFragmentLocation(*value);
+    txn.del(fragmentsDb_, id);
+    ++deleted;
+    group.fragmentsDelta -= 1;
+    if (!location) continue;
+    txn.del(locationsDb_, locationKey(location->extent, location->offset));
+    ExtentInfo& info = group.info(location->extent);
+    info.liveBytes -= location->recordSize();
+    info.garbageBytes += location->recordSize();
+    info.liveRecords -= 1;
+  }
+  if (deleted == 0) return 0u;
+  Status s = commitGroup(group, txn);
+  if (!s.ok()) return s;
+  return deleted;
+}
+
+Status ExtentStore::list(std::string_view after, uint32_t max, int64_t beforeNs,
+                         std::vector<std::string>* ids, bool* eof) {
+  ids->clear();
+  *eof = false;
+  LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
+  if (!txn.status().ok()) return txn.status();
+  LmdbCursor cursor(txn, fragmentsDb_);
+  if (after.empty()) {
+    cursor.first();
+  } else {
+    cursor.seek(after);
+    if (cursor.valid() && cursor.key() == after) cursor.next();
+  }
+  for (; cursor.valid(); cursor.next()) {
+    if (ids->size() >= max) return {};
+    auto location = decodeFragmentLocation(cursor.value());
+    if (location && location->storedAtNs >= beforeNs) continue;
+    ids->emplace_back(cursor.key());
+  }
+  *eof = true;
+  return {};
+}
+
+bool ExtentStore::needsCompaction() const {
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  uint32_t current = extents_.empty() ? 0 : extents_.rbegin()->first;
+  for (const auto& [number, info] : extents_) {
+    if (number == current) continue;
+    if (info.liveRecords == 0 ||
+        double(info.garbageBytes) >= options_.compactGarbageRatio * double(info.committedSize)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
+  std::lock_guard<std::mutex> commitLock(commitMutex_);
+  uint32_t victim = 0;
+  {
+    std::lock_guard<std::mutex> lock(statsMutex_);
+    if (compactingExtent_ && extents_.count(compactingExtent_)) {
+      victim = compactingExtent_;
+    } else {
+      double best = -1;
+      for (const auto& [number, info] : extents_) {
+        if (number == currentExtent_) continue;
+        double ratio = info.committedSize ? double(info.garbageBytes) / double(info.committedSize) : 1.0;
+        if ((info.liveRecords == 0 || ratio >= options_.compactGarbageRatio) && ratio > best) {
+          best = ratio;
+          victim = number;
+        }
+      }
+    }
+  }
+  if (victim == 0) {
+    compactingExtent_ = 0;
+    return false;
+  }
+  if (victim != compactingExtent_) {
+    compactingExtent_ = victim;
+    compactCursor_ = extentKey(victim);
+  }
+
+  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
+  if (!txn.status().ok()) return txn.status();
+  // Collect this step's live records first; the index is rewritten afterwards.
+  std::vector<std::pair<uint64_t, std::string>> moves;
+  bool finished = true;
+  {
+    std::string prefix = extentKey(victim);
+    LmdbCursor cursor(txn, locationsDb_);
+    uint64_t bytes = 0;
+    for (cursor.seek(compactCursor_); cursor.valid() && startsWith(cursor.key(), prefix); cursor.next()) {
+      if (bytes >= maxBytes) {
+        finished = false;
+        break;
+      }
+      uint64_t offset = readBigEndian64(cursor.key(), 4);
+      moves.emplace_back(offset, std::string(cursor.value()));
+      auto value = txn.get(fragmentsDb_, cursor.value());
+      auto location = value ? decodeFragmentLocation(*value) : std::nullopt;
+      bytes += location ? location->recordSize() : 0;
+    }
+  }
+
+  Group group(*this);
+  auto source = files_.acquire(victim);
+  for (const auto& [offset, id] : moves) {
+    txn.del(locationsDb_, locationKey(victim, offset));
+    Status s;
+    auto value = txn.get(fragmentsDb_, id);
+    auto location = value ? decodeFragmentLocation(*value) : std::nullopt;
+    if (!location || location->extent != victim || location->offset != offset) continue;  // stale
+    ExtentInfo& oldInfo = group.info(victim);
+    oldInfo.liveBytes -= location->recordSize();
+    oldInfo.garbageBytes += location->recordSize();
+    oldInfo.liveRecords -= 1;
+
+    std::string problem;
+    std::string headerBytes(kRecordHeaderSize, '\0');
+    std::string data(location->length, '\0');
+    if (!source.ok()) {
+      problem = "extent unreadable: " + source.status().message;
+    } else {
+      s = fs_.readAt(source.value()->fd(), headerBytes.data(), headerBytes.size(), offset);
+      if (s.ok()) s = fs_.readAt(source.value()->fd(), data.data(), data.size(), offset + kRecordHeaderSize);
+      if (!s.ok()) {
+        problem = s.message;
+      } else if (!decodeRecordHeader(headerBytes, &problem)) {
+      } else if (xxh3(data.data(), data.size()) != location->checksum) {
+        problem = "data checksum mismatch";
+      }
+    }
+    if (!problem.empty()) {
+      // Copying bad bytes would only hide them; the fragment is gone from this node
+      // and repair rebuilds it from the other fragments of its stripe.
+      corrupt_.fetch_add(1);
+      spdlog::error("compaction: dropping corrupt fragment {} from extent {} at offset {}: {}",
+                    shortHex(id), extentFileName(victim), offset, problem);
+      txn.del(fragmentsDb_, id);
+      group.fragmentsDelta -= 1;
+      continue;
+    }
+    auto moved = appendRecord(group, id, data, location->checksum, location->storedAtNs);
+    if (!moved.ok()) {
+      txn.abort();
+      rollback(group);
+      return moved.status();
+    }
+    s = txn.put(fragmentsDb_, id, encodeFragmentLocation(moved.value()));
+    if (s.ok()) s = txn.put(locationsDb_, locationKey(moved.value().extent, moved.value().offset), id);
+    if (!s.ok()) {
+      txn.abort();
+      rollback(group);
+      return s;
+    }
+    ExtentInfo& newInfo = group.info(moved.value().extent);
+    newInfo.liveBytes += moved.value().recordSize();
+    newInfo.liveRecords += 1;
+  }
+  source = Status{};  // release our handle before the file may be removed
+  bool removeFile = finished && group.info(victim).liveRecords == 0;
+  if (removeFile) group.dropped.push_back(victim);
+  Status s = commitGroup(group, txn);
+  if (!s.ok()) return s;
+  if (removeFile) {
+    // The index no longer refers to the extent (committed above), so removing the
+    // file cannot lose data; a crash before the unlink leaves a file that open()
+    // deletes as unknown.
+    files_.evict(victim);
+    Status removed = fs_.removeFile(files_.pathOf(victim));
+    if (removed.ok()) removed = fs_.syncDirectory(extentsDir());
+    if (!removed.ok()) spdlog::warn("compaction: {}", removed.message);
+    spdlog::info("compaction: extent {} reclaimed", extentFileName(victim));
+    compactingExtent_ = 0;
+  } else if (!moves.empty()) {
+    compactCursor_ = locationKey(victim, moves.back().first + 1);
+  }
+  return true;
+}
+
+StoreStats ExtentStore::stats() const {
+  StoreStats stats;
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  stats.usedBytes = usedBytes();
+  for (const auto& [number, info] : extents_) stats.liveBytes += info.liveBytes;
+  stats.fragments = fragments_;
+  stats.extents = extents_.size();
+  stats.groupCommits = groupCommits_;
+  stats.corruptFragments = corrupt_.load();
+  stats.capacityBytes = options_.capacityBytes;
+  if (stats.capacityBytes == 0) {
+    auto space = fs_.space(options_.dataDir);
+    if (space.ok()) stats.capacityBytes = space.value().totalBytes;
+  }
+  return stats;
+}
+
+Result<std::string> loadOrCreateNodeUuid(const std::string& dataDir) {
+  std::string path = dataDir + "/uuid";
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[64] = {};
+    size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+    std::fclose(f);
+    std::string text(buf, n);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    if (text.size() != 36) return Status::error(Code::INVALID, path + " does not hold a uuid");
+    return text;
+  }
+  if (errno != ENOENT) return errnoStatus("open " + path, errno);
+  uint8_t bytes[16];
+  if (getrandom(bytes, sizeof(bytes), 0) != ssize_t(sizeof(bytes))) {
+    return errnoStatus("getrandom", errno);
+  }
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;  // version 4
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  std::string hex = toHex(bytes, sizeof(bytes));
+  std::string uuid = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+                     hex.substr(16, 4) + "-" + hex.substr(20);
+  // Write to a temporary name, sync, rename: a crash leaves no half-written uuid.
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return errnoStatus("create " + tmp, errno);
+  std::string line = uuid + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok) return errnoStatus("write " + tmp, err);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return errnoStatus("rename " + tmp, errno);
+  Status s = posixFileSystem().syncDirectory(dataDir);
+  if (!s.ok()) return s;
+  return uuid;
+}
+
+}  // namespace dfs

@@ -1,0 +1,181 @@
+// The storage node's fragment store: fragments appended to extent files under
+// DATA_DIR/extents/, indexed by LMDB under DATA_DIR/index/. Layouts in
+// extent_format.h and docs/formats/storage.md.
+//
+// Durability promise: put() returns OK only after the records' bytes are
+// fdatasync'ed and the LMDB transaction that indexes them has committed (LMDB syncs
+// on commit). Concurrent puts are group-committed: one fdatasync per touched extent
+// and one LMDB commit per group. remove() is durable when it returns.
+// A crash at any point leaves every fragment acknowledged before it readable:
+// bytes appended after the last commit are truncated on the next open, and
+// compaction moves the index to a record's new, synced copy before it removes the
+// old extent file.
+//
+// Thread: every public method may be called from any thread. Writers (put, remove,
+// compactStep) are serialized internally; get, list and info run concurrently with
+// them and see only committed state.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/common/lmdb.h"
+#include "backend/common/status.h"
+#include "backend/storage/extent_file_cache.h"
+#include "backend/storage/extent_format.h"
+#include "backend/storage/file_system.h"
+
+namespace dfs {
+
+struct ExtentStoreOptions {
+  std::string dataDir;
+  uint64_t capacityBytes = 0;              // 0: the size of the file system holding dataDir
+  uint64_t maxExtentBytes = 256ull << 20;  // an extent is sealed once the next record would pass this
+  size_t maxOpenExtents = 64;              // cached extent fds
+  double compactGarbageRatio = 0.5;        // compact sealed extents with at least this much garbage
+  uint64_t reserveBytes = 32ull << 20;     // left free on the disk for LMDB and the OS
+  size_t indexMapBytes = size_t(64) << 30; // LMDB map size (virtual; the file grows as needed)
+  size_t maxGroupBytes = 64ull << 20;      // bytes of fragments committed together at most
+  FileSystem* fileSystem = nullptr;        // nullptr: posixFileSystem()
+  std::function<int64_t()> clock;          // wall clock in ns; empty: nowNs()
+};
+
+// A fragment to store. The views must stay valid until put() returns.
+struct FragmentWrite {
+  std::string_view id;    // kFragmentIdSize bytes
+  std::string_view data;
+  uint64_t checksum = 0;  // XXH3-64 of data, verified by the caller (the RPC layer)
+};
+
+struct StoredFragment {
+  std::string data;
+  uint64_t checksum = 0;
+};
+
+struct StoreStats {
+  uint64_t capacityBytes = 0;
+  uint64_t usedBytes = 0;       // bytes in extent files (live + garbage)
+  uint64_t liveBytes = 0;       // record bytes of stored fragments
+  uint64_t fragments = 0;
+  uint64_t corruptFragments = 0;  // checksum failures seen by get() since start
+  uint64_t extents = 0;
+  uint64_t groupCommits = 0;    // fdatasync+commit rounds since start
+};
+
+// One put() request inside a group commit.
+struct PutRequest {
+  const std::vector<FragmentWrite>* fragments = nullptr;
+  Status status;
+};
+
+class ExtentStore {
+ public:
+  // Opens or creates the store; recovers from a crash (truncates uncommitted tails,
+  // removes extent files no index entry refers to).
+  static Result<std::unique_ptr<ExtentStore>> open(ExtentStoreOptions options);
+  ~ExtentStore();
+  ExtentStore(const ExtentStore&) = delete;
+  ExtentStore& operator=(const ExtentStore&) = delete;
+
+  // Stores fragments durably (see the durability promise above). An id already
+  // stored with the same checksum is a no-op; with a different checksum the new
+  // data replaces the old. Fails with NO_SPACE when the capacity or the disk is
+  // full (nothing stored is touched), IO on disk errors. All or nothing per call
+  // only in the sense that a failed call acknowledges nothing; some of its
+  // fragments may have been stored.
+  Status put(const std::vector<FragmentWrite>& fragments);
+  // The group-commit core: stores several requests with one sync and one commit,
+  // setting each request's status. Used by put() and by the RPC layer's writer
+  // thread, which batches requests itself.
+  void putGroup(std::vector<PutRequest*>& requests);
+
+  // Reads a fragment and verifies its checksum. NOT_FOUND if absent; IO (counted
+  // as corrupt, logged) if the bytes on disk do not match.
+  Result<StoredFragment> get(std::string_view id);
+  // Drops fragments from the index; returns how many existed.
+  Result<uint32_t> remove(const std::vector<std::string>& ids);
+  // Ids stored strictly before `beforeNs`, in id order, strictly after `after`,
+  // at most `max`. `eof` is set when the index has no more ids.
+  Status list(std::string_view after, uint32_t max, int64_t beforeNs,
+              std::vector<std::string>* ids, bool* eof);
+
+  // Whether some sealed extent is due for compaction.
+  bool needsCompaction() const;
+  // Moves up to `maxBytes` of live records out of the most garbage-laden sealed
+  // extent into the current one, and removes the extent once it holds no live
+  // record. Returns true if it did any work.
+  Result<bool> compactStep(uint64_t maxBytes = 16ull << 20);
+
+  StoreStats stats() const;
+  const std::string& dataDir() const { return options_.dataDir; }
+  size_t openExtentFiles() const { return files_.size(); }
+
+ private:
+  explicit ExtentStore(ExtentStoreOptions options);
+  Status recover();
+  uint64_t capacityLocked() const;
+  struct Group;  // one writer round: extents touched, files created, rollback points
+  // The functions below REQUIRE commitMutex_ held.
+  // Appends one record to the current extent (rolling over when full). Not durable
+  // until commitGroup().
+  Result<FragmentLocation> appendRecord(Group& group, std::string_view id, std::string_view data,
+                                        uint64_t checksum, int64_t storedAtNs);
+  Status rollExtent(Group& group);
+  // fdatasync of every touched extent, directory sync for new files, then the LMDB
+  // commit of `txn` with the group's accounting. On failure, rolls the group back.
+  Status commitGroup(Group& group, LmdbTxn& txn);
+  void rollback(Group& group);
+  uint64_t usedBytes() const;  // REQUIRES: statsMutex_ held
+  Status checkSpace(uint64_t used, uint64_t available, uint64_t needed) const;
+  int64_t now() const;
+  std::string extentsDir() const { return options_.dataDir + "/extents"; }
+
+  ExtentStoreOptions options_;
+  FileSystem& fs_;
+  std::unique_ptr<LmdbEnv> env_;
+  MDB_dbi fragmentsDb_ = 0, locationsDb_ = 0, extentsDb_ = 0, metaDb_ = 0;
+  ExtentFileCache files_;
+
+  int lockFd_ = -1;  // flock on DATA_DIR/lock: one process per data directory
+
+  // Serializes writers (group leaders, remove, compaction). Lock order:
+  // commitMutex_ before statsMutex_; queueMutex_ is never held with either.
+  std::mutex commitMutex_;
+  // Writer-owned state (guarded by commitMutex_).
+  uint32_t currentExtent_ = 0;      // 0: none yet (extent numbers start at 1)
+  uint32_t nextExtent_ = 1;
+  std::shared_ptr<ExtentFile> currentFile_;
+  uint32_t compactingExtent_ = 0;   // 0: none
+  std::string compactCursor_;       // locations key to resume from
+
+  // Group-commit queue for put() (LevelDB's writer queue).
+  struct Waiter {
+    PutRequest request;
+    bool done = false;
+    std::condition_variable cv;
+  };
+  std::mutex queueMutex_;
+  std::deque<Waiter*> waiters_;  // guarded by queueMutex_
+
+  // Committed accounting, read by stats()/needsCompaction() from any thread.
+  mutable std::mutex statsMutex_;
+  std::map<uint32_t, ExtentInfo> extents_;  // guarded by statsMutex_
+  uint64_t fragments_ = 0;                  // guarded by statsMutex_
+  uint64_t groupCommits_ = 0;               // guarded by statsMutex_
+  std::atomic<uint64_t> corrupt_{0};
+};
+
+// The node's persistent identity: DATA_DIR/uuid, created on first start.
+Result<std::string> loadOrCreateNodeUuid(const std::string& dataDir);
+
+}  // namespace dfs
