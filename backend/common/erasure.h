@@ -1,5 +1,7 @@
 // Reed–Solomon erasure coding over GF(2^8) with Jerasure (Cauchy "good"
-// matrix, bit-matrix schedule), k data + m parity fragments per chunk.
+// generator matrix, w=8, gf-complete SIMD region multiply), k data + m parity
+// fragments per chunk. The code is systematic: data fragments are the plain
+// (zero-padded) input, so reads with all data fragments up need no decoding.
 #pragma once
 
 #include <cstddef>
@@ -48,9 +50,7 @@ class ErasureCodec {
 
   int k_;
   int m_;
-  int* matrix_ = nullptr;     // m x k coding matrix (Jerasure malloc'ed)
-  int* bitmatrix_ = nullptr;  // (m*8) x (k*8) bit matrix
-  int** schedule_ = nullptr;  // smart encode schedule for bitmatrix_
+  int* matrix_ = nullptr;  // m x k coding matrix over GF(2^8), Jerasure malloc'ed
 };
 
 }  // namespace dfs

@@ -1,0 +1,170 @@
+#include "backend/common/erasure.h"
+
+#include <cauchy.h>
+#include <jerasure.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+namespace dfs {
+
+namespace {
+
+constexpr int kWordBits = 8;
+// Jerasure's region multiply works on whole machine words.
+constexpr size_t kFragmentAlignment = 8;
+
+struct CodecCache {
+  std::mutex mutex;
+  std::map<std::pair<int, int>, std::unique_ptr<ErasureCodec>> codecs;  // guarded by mutex
+};
+
+CodecCache& codecCache() {
+  static CodecCache* cache = new CodecCache();  // never destroyed: codecs live forever
+  return *cache;
+}
+
+}  // namespace
+
+ErasureCodec::ErasureCodec(int k, int m) : k_(k), m_(m) {
+  if (m_ == 0) return;
+  matrix_ = cauchy_good_general_coding_matrix(k_, m_, kWordBits);
+  // gf-complete initialises its GF(2^8) tables lazily and without a lock; do
+  // one encode and one decode here, under the cache mutex, so that later calls
+  // from many threads only read them.
+  std::vector<std::string> fragments = encode(reinterpret_cast<const uint8_t*>("warm-up"), 7);
+  std::vector<std::optional<std::string>> present(fragments.begin(), fragments.end());
+  present[0].reset();
+  (void)decode(std::move(present), 7);
+}
+
+ErasureCodec::~ErasureCodec() { std::free(matrix_); }
+
+Result<const ErasureCodec*> ErasureCodec::get(int k, int m) {
+  if (k < 1 || k > kMaxDataFragments || m < 0 || m > kMaxParityFragments ||
+      k + m > kMaxFragments) {
+    return Status::error(Code::INVALID, "unsupported erasure code " + std::to_string(k) + "+" +
+                                            std::to_string(m) +
+                                            " (k 1..32, m 0..16, k+m <= 48)");
+  }
+  CodecCache& cache = codecCache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto& slot = cache.codecs[{k, m}];
+  if (!slot) {
+    slot.reset(new ErasureCodec(k, m));
+    if (m > 0 && slot->matrix_ == nullptr) {
+      slot.reset();
+      return Status::error(Code::INVALID, "Jerasure cannot build a matrix for " +
+                                              std::to_string(k) + "+" + std::to_string(m));
+    }
+  }
+  return static_cast<const ErasureCodec*>(slot.get());
+}
+
+uint32_t ErasureCodec::fragmentSize(size_t storedSize) const {
+  size_t perFragment = (storedSize + k_ - 1) / k_;
+  perFragment = (perFragment + kFragmentAlignment - 1) / kFragmentAlignment * kFragmentAlignment;
+  if (perFragment < kFragmentAlignment) perFragment = kFragmentAlignment;
+  return static_cast<uint32_t>(perFragment);
+}
+
+std::vector<std::string> ErasureCodec::encode(const uint8_t* data, size_t size) const {
+  const size_t fragment = fragmentSize(size);
+  std::vector<std::string> fragments(k_ + m_, std::string(fragment, '\0'));
+  std::vector<char*> dataPtrs(k_);
+  std::vector<char*> codingPtrs(m_);
+  for (int i = 0; i < k_; ++i) {
+    size_t offset = i * fragment;
+    if (offset < size) {
+      size_t n = size - offset < fragment ? size - offset : fragment;
+      std::memcpy(fragments[i].data(), data + offset, n);
+    }
+    dataPtrs[i] = fragments[i].data();
+  }
+  if (m_ == 0) return fragments;
+  for (int i = 0; i < m_; ++i) codingPtrs[i] = fragments[k_ + i].data();
+  jerasure_matrix_encode(k_, m_, kWordBits, matrix_, dataPtrs.data(), codingPtrs.data(),
+                         static_cast<int>(fragment));
+  return fragments;
+}
+
+Result<std::string> ErasureCodec::decode(std::vector<std::optional<std::string>> fragments,
+                                         size_t size) const {
+  const int total = k_ + m_;
+  if (static_cast<int>(fragments.size()) != total) {
+    return Status::error(Code::IO, "erasure decode got " + std::to_string(fragments.size()) +
+                                       " fragments, expected " + std::to_string(total));
+  }
+  int present = 0;
+  size_t fragment = 0;
+  for (const auto& f : fragments) {
+    if (!f) continue;
+    if (present > 0 && f->size() != fragment) {
+      return Status::error(Code::IO, "erasure decode: fragments differ in size");
+    }
+    fragment = f->size();
+    ++present;
+  }
+  if (present < k_) {
+    return Status::error(Code::IO, "only " + std::to_string(present) + " of " +
+                                       std::to_string(total) + " fragments available, need " +
+                                       std::to_string(k_));
+  }
+  if (fragment == 0 || fragment % kFragmentAlignment != 0 || fragment > (1u << 31) ||
+      size > fragment * k_) {
+    return Status::error(Code::IO, "erasure decode: bad fragment size " +
+                                       std::to_string(fragment) + " for " +
+                                       std::to_string(size) + " bytes");
+  }
+
+  std::vector<int> erased(total, 0);
+  bool dataMissing = false;
+  for (int i = 0; i < k_; ++i) {
+    if (!fragments[i]) {
+      erased[i] = 1;
+      dataMissing = true;
+      fragments[i].emplace(fragment, '\0');
+    }
+  }
+  if (dataMissing) {
+    std::vector<char*> dataPtrs(k_);
+    std::vector<char*> codingPtrs(m_);
+    for (int i = 0; i < k_; ++i) dataPtrs[i] = fragments[i]->data();
+    for (int i = 0; i < m_; ++i) {
+      if (fragments[k_ + i]) {
+        codingPtrs[i] = fragments[k_ + i]->data();
+      } else {
+        erased[k_ + i] = 1;
+        codingPtrs[i] = nullptr;
+      }
+    }
+    // Build the inverse for the first k surviving rows and recompute only the
+    // missing data fragments (jerasure_matrix_decode would also re-encode lost
+    // parity, which a reader does not need).
+    std::vector<int> decoding(k_ * k_);
+    std::vector<int> ids(k_);
+    if (jerasure_make_decoding_matrix(k_, m_, kWordBits, matrix_, erased.data(), decoding.data(),
+                                      ids.data()) != 0) {
+      return Status::error(Code::IO, "erasure decode: matrix not invertible");
+    }
+    for (int i = 0; i < k_; ++i) {
+      if (!erased[i]) continue;
+      jerasure_matrix_dotprod(k_, kWordBits, decoding.data() + i * k_, ids.data(), i,
+                              dataPtrs.data(), codingPtrs.data(), static_cast<int>(fragment));
+    }
+  }
+
+  std::string out;
+  out.reserve(size);
+  for (int i = 0; i < k_ && out.size() < size; ++i) {
+    size_t n = size - out.size() < fragment ? size - out.size() : fragment;
+    out.append(fragments[i]->data(), n);
+  }
+  return out;
+}
+
+}  // namespace dfs

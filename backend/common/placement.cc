@@ -1,0 +1,73 @@
+#include "backend/common/placement.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+namespace dfs {
+
+double placementScore(const ChunkId& chunk, const PlacementNode& node) {
+  // XXH3 is enough here: placement must be uniform and stable, not secret.
+  uint8_t key[36];
+  std::memcpy(key, chunk.data(), chunk.size());
+  key[32] = static_cast<uint8_t>(node.id);
+  key[33] = static_cast<uint8_t>(node.id >> 8);
+  key[34] = static_cast<uint8_t>(node.id >> 16);
+  key[35] = static_cast<uint8_t>(node.id >> 24);
+  uint64_t h = XXH3_64bits(key, sizeof(key));
+  // 53 random bits mapped to the open interval (0, 1).
+  double u = (static_cast<double>(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  double weight = node.weight == 0 ? 1.0 : static_cast<double>(node.weight);
+  // -w/ln(u) is the key of an exponential race: node i wins with probability
+  // w_i / sum(w), and removing or adding a node changes only its own wins.
+  return -weight / std::log(u);
+}
+
+Result<std::vector<uint32_t>> placeFragments(const ChunkId& chunk,
+                                             const std::vector<PlacementNode>& nodes,
+                                             size_t count) {
+  struct Candidate {
+    double score;
+    const PlacementNode* node;
+  };
+  std::vector<Candidate> candidates;
+  candidates.reserve(nodes.size());
+  for (const auto& node : nodes) {
+    if (node.up) candidates.push_back({placementScore(chunk, node), &node});
+  }
+  if (candidates.size() < count) {
+    return Status::error(Code::UNAVAILABLE,
+                         "volume needs " + std::to_string(count) + " storage nodes, only " +
+                             std::to_string(candidates.size()) + " are up");
+  }
+  // Ties (practically impossible) break by id so the result never depends on
+  // the order of `nodes`.
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.node->id < b.node->id;
+  });
+
+  std::vector<uint32_t> chosen;
+  chosen.reserve(count);
+  std::vector<bool> taken(candidates.size(), false);
+  std::set<std::string> usedLabels;
+  // Pass 1: best node of each failure domain (an empty label is its own domain).
+  for (size_t i = 0; i < candidates.size() && chosen.size() < count; ++i) {
+    const std::string& label = candidates[i].node->label;
+    if (!label.empty() && !usedLabels.insert(label).second) continue;
+    taken[i] = true;
+    chosen.push_back(candidates[i].node->id);
+  }
+  // Pass 2: not enough domains, so reuse labels in score order.
+  for (size_t i = 0; i < candidates.size() && chosen.size() < count; ++i) {
+    if (taken[i]) continue;
+    taken[i] = true;
+    chosen.push_back(candidates[i].node->id);
+  }
+  return chosen;
+}
+
+}  // namespace dfs
