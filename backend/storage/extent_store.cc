@@ -565,16 +565,17 @@ Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {
 
 Status ExtentStore::list(std::string_view after, uint32_t max, int64_t beforeNs,
                          std::vector<std::string>* ids, bool* eof) {
+  std::string start(after);  // `after` may point into *ids
   ids->clear();
   *eof = false;
   LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
   if (!txn.status().ok()) return txn.status();
   LmdbCursor cursor(txn, fragmentsDb_);
-  if (after.empty()) {
+  if (start.empty()) {
     cursor.first();
   } else {
-    cursor.seek(after);
-    if (cursor.valid() && cursor.key() == after) cursor.next();
+    cursor.seek(start);
+    if (cursor.valid() && cursor.key() == start) cursor.next();
   }
   for (; cursor.valid(); cursor.next()) {
     if (ids->size() >= max) return {};
