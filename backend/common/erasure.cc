@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <utility>
 
 namespace dfs {
@@ -27,6 +28,27 @@ CodecCache& codecCache() {
   static CodecCache* cache = new CodecCache();  // never destroyed: codecs live forever
   return *cache;
 }
+
+// gf-complete's SIMD region multiply requires source and destination to have
+// the same alignment modulo 16, which std::string buffers (small-string storage
+// in particular) do not promise. All Jerasure work happens on this buffer, one
+// 64-byte aligned slot per fragment.
+class AlignedStripe {
+ public:
+  AlignedStripe(int fragments, size_t fragmentSize)
+      : stride_((fragmentSize + 63) / 64 * 64),
+        memory_(static_cast<char*>(std::aligned_alloc(64, stride_ * fragments))) {
+    if (!memory_) throw std::bad_alloc();
+  }
+  char* slot(int i) { return memory_.get() + stride_ * i; }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  size_t stride_;
+  std::unique_ptr<char, Free> memory_;
+};
 
 }  // namespace
 
@@ -75,20 +97,25 @@ uint32_t ErasureCodec::fragmentSize(size_t storedSize) const {
 std::vector<std::string> ErasureCodec::encode(const uint8_t* data, size_t size) const {
   const size_t fragment = fragmentSize(size);
   std::vector<std::string> fragments(k_ + m_, std::string(fragment, '\0'));
-  std::vector<char*> dataPtrs(k_);
-  std::vector<char*> codingPtrs(m_);
   for (int i = 0; i < k_; ++i) {
     size_t offset = i * fragment;
     if (offset < size) {
       size_t n = size - offset < fragment ? size - offset : fragment;
       std::memcpy(fragments[i].data(), data + offset, n);
     }
-    dataPtrs[i] = fragments[i].data();
   }
   if (m_ == 0) return fragments;
-  for (int i = 0; i < m_; ++i) codingPtrs[i] = fragments[k_ + i].data();
+  AlignedStripe stripe(k_ + m_, fragment);
+  std::vector<char*> dataPtrs(k_);
+  std::vector<char*> codingPtrs(m_);
+  for (int i = 0; i < k_; ++i) {
+    dataPtrs[i] = stripe.slot(i);
+    std::memcpy(dataPtrs[i], fragments[i].data(), fragment);
+  }
+  for (int i = 0; i < m_; ++i) codingPtrs[i] = stripe.slot(k_ + i);
   jerasure_matrix_encode(k_, m_, kWordBits, matrix_, dataPtrs.data(), codingPtrs.data(),
                          static_cast<int>(fragment));
+  for (int i = 0; i < m_; ++i) std::memcpy(fragments[k_ + i].data(), codingPtrs[i], fragment);
   return fragments;
 }
 
@@ -127,19 +154,23 @@ Result<std::string> ErasureCodec::decode(std::vector<std::optional<std::string>>
     if (!fragments[i]) {
       erased[i] = 1;
       dataMissing = true;
-      fragments[i].emplace(fragment, '\0');
     }
   }
   if (dataMissing) {
+    AlignedStripe stripe(total, fragment);
     std::vector<char*> dataPtrs(k_);
     std::vector<char*> codingPtrs(m_);
-    for (int i = 0; i < k_; ++i) dataPtrs[i] = fragments[i]->data();
-    for (int i = 0; i < m_; ++i) {
-      if (fragments[k_ + i]) {
-        codingPtrs[i] = fragments[k_ + i]->data();
+    for (int i = 0; i < total; ++i) {
+      char* slot = stripe.slot(i);
+      if (fragments[i]) {
+        std::memcpy(slot, fragments[i]->data(), fragment);
       } else {
-        erased[k_ + i] = 1;
-        codingPtrs[i] = nullptr;
+        erased[i] = 1;
+      }
+      if (i < k_) {
+        dataPtrs[i] = slot;
+      } else {
+        codingPtrs[i - k_] = slot;
       }
     }
     // Build the inverse for the first k surviving rows and recompute only the
@@ -155,6 +186,7 @@ Result<std::string> ErasureCodec::decode(std::vector<std::optional<std::string>>
       if (!erased[i]) continue;
       jerasure_matrix_dotprod(k_, kWordBits, decoding.data() + i * k_, ids.data(), i,
                               dataPtrs.data(), codingPtrs.data(), static_cast<int>(fragment));
+      fragments[i].emplace(dataPtrs[i], fragment);
     }
   }
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <set>
+#include <map>
 
 namespace dfs {
 
@@ -53,19 +53,23 @@ Result<std::vector<uint32_t>> placeFragments(const ChunkId& chunk,
   std::vector<uint32_t> chosen;
   chosen.reserve(count);
   std::vector<bool> taken(candidates.size(), false);
-  std::set<std::string> usedLabels;
-  // Pass 1: best node of each failure domain (an empty label is its own domain).
-  for (size_t i = 0; i < candidates.size() && chosen.size() < count; ++i) {
-    const std::string& label = candidates[i].node->label;
-    if (!label.empty() && !usedLabels.insert(label).second) continue;
-    taken[i] = true;
-    chosen.push_back(candidates[i].node->id);
-  }
-  // Pass 2: not enough domains, so reuse labels in score order.
-  for (size_t i = 0; i < candidates.size() && chosen.size() < count; ++i) {
-    if (taken[i]) continue;
-    taken[i] = true;
-    chosen.push_back(candidates[i].node->id);
+  std::map<std::string, size_t> perLabel;
+  // Round r takes, in score order, nodes whose failure domain holds fewer than
+  // r fragments: round 1 is the best node of each domain (an empty label is a
+  // domain of its own), later rounds reuse domains evenly, so losing one domain
+  // loses at most ceil(count / domains) fragments.
+  for (size_t round = 1; chosen.size() < count; ++round) {
+    for (size_t i = 0; i < candidates.size() && chosen.size() < count; ++i) {
+      if (taken[i]) continue;
+      const std::string& label = candidates[i].node->label;
+      if (!label.empty()) {
+        size_t& used = perLabel[label];
+        if (used >= round) continue;
+        ++used;
+      }
+      taken[i] = true;
+      chosen.push_back(candidates[i].node->id);
+    }
   }
   return chosen;
 }

@@ -27,7 +27,8 @@ double placementScore(const ChunkId& chunk, const PlacementNode& node);
 // Chooses `count` distinct up nodes for this chunk. Order of the result is the
 // fragment order. Distinct failure domains are preferred: the best node of each
 // unused label is taken first; a label is reused only when there are not enough
-// labels. Fewer than `count` up nodes -> Code::UNAVAILABLE.
+// labels, and then evenly (round-robin in score order). Fewer than `count` up
+// nodes -> Code::UNAVAILABLE.
 // Pure function of its arguments (node order in `nodes` does not matter).
 Result<std::vector<uint32_t>> placeFragments(const ChunkId& chunk,
                                              const std::vector<PlacementNode>& nodes,
