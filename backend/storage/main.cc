@@ -1,1 +1,163 @@
-int main() { return 1; }
+// dfs-storage: the storage node daemon (DESIGN §2, §3 "Storage nodes").
+// Serves StorageGateway on --listen, keeps itself registered with dfs-meta, and
+// shuts down cleanly on SIGTERM/SIGINT: finishes queued writes, closes LMDB.
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/common/logging.h"
+#include "backend/common/options.h"
+#include "backend/common/rpc.h"
+#include "backend/storage/extent_store.h"
+#include "backend/storage/meta_heartbeat.h"
+#include "backend/storage/storage_service.h"
+#include "backend/storage/store_writer.h"
+
+namespace {
+
+constexpr char kSummary[] =
+    "The DFS storage node: stores erasure-coded chunk fragments in extent files.";
+
+std::vector<dfs::OptionSpec> optionSpecs() {
+  return {
+      {"config", "", "config file of `key = value` lines"},
+      {"data-dir", "", "directory holding extents/, index/ and uuid (required)"},
+      {"listen", "127.0.0.1:7100", "host:port to serve storage RPC on"},
+      {"advertise", "", "host:port given to the metadata node (default: --listen)"},
+      {"meta", "127.0.0.1:7000", "host:port of the metadata node"},
+      {"label", "", "failure-domain label (e.g. rack or host name)"},
+      {"capacity", "", "bytes this node may use, e.g. 500G (default: size of the file system)"},
+      {"max-extent-size", "256M", "extent files are rolled at this size"},
+      {"log-level", "info", "trace, debug, info, warn or error"},
+      {"log-json", "", "log JSON lines instead of text", true},
+  };
+}
+
+int configError(const std::string& message) {
+  std::fprintf(stderr, "dfs-storage: %s\n", message.c_str());
+  return 2;
+}
+
+int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOptions) {
+  // Signals must be captured before the event port exists, so that every thread
+  // created later (the writer thread) inherits them blocked.
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  kj::UnixEventPort::captureSignal(SIGINT);
+  auto io = kj::setupAsyncIo();
+  dfs::KjLogBridge logBridge;
+
+  auto opened = dfs::ExtentStore::open(storeOptions);
+  if (!opened.ok()) {
+    spdlog::error("cannot open data directory {}: {}", storeOptions.dataDir, opened.status().message);
+    return opened.status().code == dfs::Code::INVALID ? 2 : 1;
+  }
+  std::unique_ptr<dfs::ExtentStore> store = std::move(opened).value();
+  auto uuid = dfs::loadOrCreateNodeUuid(storeOptions.dataDir);
+  if (!uuid.ok()) {
+    spdlog::error("cannot read the node uuid: {}", uuid.status().message);
+    return 1;
+  }
+
+  std::string listenAddress = options.get("listen");
+  kj::Own<kj::ConnectionReceiver> listener;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    auto address = io.provider->getNetwork().parseAddress(listenAddress).wait(io.waitScope);
+    listener = address->listen();
+  })) {
+    spdlog::error("cannot listen on {}: {}", listenAddress, e->getDescription().cStr());
+    return 1;
+  }
+  std::string advertise = options.isSet("advertise") ? options.get("advertise") : listenAddress;
+
+  auto writer = std::make_unique<dfs::StoreWriter>(*store);
+  dfs::proto::Storage::Client storage = kj::heap<dfs::StorageImpl>(*store, *writer, uuid.value());
+  capnp::Capability::Client gateway = kj::heap<dfs::StorageGatewayImpl>(storage);
+
+  dfs::HeartbeatConfig heartbeatConfig;
+  heartbeatConfig.metaAddress = options.get("meta");
+  heartbeatConfig.advertiseAddress = advertise;
+  heartbeatConfig.uuid = uuid.value();
+  heartbeatConfig.label = options.get("label");
+  dfs::ExtentStore* storePtr = store.get();
+  auto heartbeat = std::make_unique<dfs::MetaHeartbeat>(
+      io.provider->getNetwork(), io.provider->getTimer(), heartbeatConfig, [storePtr]() {
+        auto stats = storePtr->stats();
+        return dfs::NodeReport{stats.capacityBytes, stats.usedBytes, stats.fragments};
+      });
+  auto heartbeatTask = heartbeat->run().eagerlyEvaluate(nullptr);
+
+  spdlog::info("dfs-storage listening on {}, data in {}, uuid {}", listenAddress,
+               storeOptions.dataDir, uuid.value());
+  bool serveFailed = false;
+  auto serving = dfs::serveRpc(*listener, gateway, "dfs-storage").then(
+      []() {}, [&serveFailed](kj::Exception&& e) {
+        spdlog::error("accepting connections failed: {}", e.getDescription().cStr());
+        serveFailed = true;
+      });
+  auto stop = io.unixEventPort.onSignal(SIGTERM)
+                  .exclusiveJoin(io.unixEventPort.onSignal(SIGINT))
+                  .then([](siginfo_t info) {
+                    spdlog::info("received signal {}, shutting down", info.si_signo);
+                  });
+  auto serveTask = serving.exclusiveJoin(kj::mv(stop)).fork();
+  serveTask.addBranch().wait(io.waitScope);
+
+  // Order matters: finish every write already handed to the writer (its promises
+  // resolve later but the data is durable), stop heartbeats, drop the
+  // connections, then close the index.
+  writer->stop();
+  heartbeatTask = nullptr;
+  heartbeat.reset();
+  serveTask = kj::ForkedPromise<void>(nullptr);
+  listener = nullptr;
+  gateway = nullptr;
+  storage = nullptr;
+  io.waitScope.poll();
+  writer.reset();
+  auto stats = store->stats();
+  store.reset();
+  spdlog::info("dfs-storage stopped: {} fragments, {} bytes used", stats.fragments, stats.usedBytes);
+  return serveFailed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto specs = optionSpecs();
+  auto parsed = dfs::Options::parse(argc, argv, specs);
+  if (!parsed.ok()) return configError(parsed.status().message);
+  const dfs::Options& options = parsed.value();
+  if (options.helpRequested()) {
+    std::printf("%s", dfs::Options::usage("dfs-storage", kSummary, specs).c_str());
+    return 0;
+  }
+  if (!options.positional().empty()) return configError("unexpected argument '" + options.positional()[0] + "'");
+  if (options.get("data-dir").empty()) return configError("--data-dir is required");
+
+  dfs::ExtentStoreOptions storeOptions;
+  storeOptions.dataDir = options.get("data-dir");
+  if (options.isSet("capacity")) {
+    auto capacity = options.getSize("capacity");
+    if (!capacity.ok()) return configError("--capacity: " + capacity.status().message);
+    if (capacity.value() == 0) return configError("--capacity must be more than 0");
+    storeOptions.capacityBytes = capacity.value();
+  }
+  auto extentSize = options.getSize("max-extent-size");
+  if (!extentSize.ok()) return configError("--max-extent-size: " + extentSize.status().message);
+  if (extentSize.value() < (1u << 20)) return configError("--max-extent-size must be at least 1M");
+  storeOptions.maxExtentBytes = extentSize.value();
+  for (const char* key : {"listen", "meta"}) {
+    if (options.get(key).find(':') == std::string::npos) {
+      return configError(std::string("--") + key + " must be host:port, got '" + options.get(key) + "'");
+    }
+  }
+  dfs::Status logging = dfs::initLogging("dfs-storage", options.get("log-level"), options.getBool("log-json"));
+  if (!logging.ok()) return configError(logging.message);
+  return runNode(options, storeOptions);
+}

@@ -1,0 +1,53 @@
+// The storage node's Cap'n Proto servers (protocol/dfs.capnp: StorageGateway,
+// Storage). Every request is validated before it reaches the store; expected
+// failures are Status values in the results, exceptions only for a wrong protocol
+// version and bugs.
+// Thread: created, called and destroyed on the event-loop thread. Reads (get, list,
+// info) run on that thread against the store's committed state; writes (put,
+// delete) go to the StoreWriter thread so fdatasync never stalls the loop.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "backend/storage/extent_store.h"
+#include "backend/storage/store_writer.h"
+#include "protocol/dfs.capnp.h"
+
+namespace dfs {
+
+constexpr size_t kMaxFragmentBytes = 16u << 20;  // the largest fragment a node accepts
+constexpr uint32_t kMaxListIds = 10000;          // ids per list() reply at most
+constexpr size_t kMaxIdsPerCall = 100000;        // ids per put()/delete() at most
+
+class StorageImpl final : public proto::Storage::Server {
+ public:
+  StorageImpl(ExtentStore& store, StoreWriter& writer, std::string uuid);
+
+ protected:
+  kj::Promise<void> put(PutContext context) override;
+  kj::Promise<void> get(GetContext context) override;
+  kj::Promise<void> delete_(DeleteContext context) override;
+  kj::Promise<void> list(ListContext context) override;
+  kj::Promise<void> info(InfoContext context) override;
+
+ private:
+  ExtentStore& store_;
+  StoreWriter& writer_;
+  const std::string uuid_;
+};
+
+class StorageGatewayImpl final : public proto::StorageGateway::Server {
+ public:
+  explicit StorageGatewayImpl(proto::Storage::Client storage);
+
+ protected:
+  // Throws "unsupported protocol version N (this node speaks 1)" for any other
+  // version; the connection and the node keep serving.
+  kj::Promise<void> hello(HelloContext context) override;
+
+ private:
+  proto::Storage::Client storage_;
+};
+
+}  // namespace dfs
