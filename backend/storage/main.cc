@@ -26,7 +26,6 @@ constexpr char kSummary[] =
 
 std::vector<dfs::OptionSpec> optionSpecs() {
   return {
-      {"config", "", "config file of `key = value` lines"},
       {"data-dir", "", "directory holding extents/, index/ and uuid (required)"},
       {"listen", "127.0.0.1:7100", "host:port to serve storage RPC on"},
       {"advertise", "", "host:port given to the metadata node (default: --listen)"},
