@@ -1,0 +1,804 @@
+#include "backend/client/data_path.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <set>
+#include <shared_mutex>
+#include <unordered_set>
+
+#include "backend/client/dirty_ranges.h"
+#include "backend/common/chunk_codec.h"
+#include "backend/common/clock.h"
+#include "backend/common/fastcdc.h"
+#include "backend/common/placement.h"
+
+namespace dfs {
+
+namespace {
+constexpr uint64_t kExtentWindow = 64ull << 20;  // bytes of extents fetched per getExtents
+constexpr int64_t kClusterRefreshNs = 5ll * 1000000000;
+constexpr int64_t kExcludeNodeNs = 30ll * 1000000000;
+constexpr int kUploadAttempts = 3;
+constexpr int kCommitAttempts = 4;
+constexpr size_t kMaxPutsInFlight = 3;
+
+void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,
+                char* out) {
+  uint64_t end = offset + size;
+  auto it = ranges.upper_bound(offset);
+  if (it != ranges.begin()) --it;
+  for (; it != ranges.end() && it->first < end; ++it) {
+    uint64_t b = std::max(offset, it->first);
+    uint64_t e = std::min(end, it->first + it->second.size());
+    if (b < e) memcpy(out + (b - offset), it->second.data() + (b - it->first), e - b);
+  }
+}
+
+uint64_t mapBytes(const std::map<uint64_t, std::string>& ranges) {
+  uint64_t n = 0;
+  for (const auto& [off, data] : ranges) n += data.size();
+  return n;
+}
+
+uint64_t mapEnd(const std::map<uint64_t, std::string>& ranges) {
+  if (ranges.empty()) return 0;
+  auto last = std::prev(ranges.end());
+  return last->first + last->second.size();
+}
+
+// A piece of a dirty range that becomes one chunk.
+struct Piece {
+  uint64_t fileOffset;
+  const uint8_t* data;
+  uint32_t size;
+  ChunkId id;
+};
+}  // namespace
+
+struct DataPath::FileState {
+  explicit FileState(uint64_t ino) : ino(ino) {}
+  const uint64_t ino;
+  std::mutex flushMu;            // serializes flushes of this file
+  std::shared_mutex commitMu;    // readers shared; applying a commit exclusive
+  std::mutex mu;                 // guards everything below
+  DirtyRanges dirty;
+  std::map<uint64_t, std::string> flushing;  // being committed; written only under flushMu
+  bool attrKnown = false;
+  Attr attr;                     // last committed attributes seen
+  int64_t lastWriteNs = 0;
+  int64_t firstDirtyNs = 0;
+  uint64_t accounted = 0;        // bytes counted in DataPath::dirtyBytes_
+  Status error;                  // first failed background flush, reported by flush()
+  bool extentsValid = false;
+  uint64_t extStart = 0, extEnd = 0;
+  std::vector<Extent> extents;
+  std::unordered_map<ChunkId, ChunkPlacement, ChunkIdHash> chunks;
+  uint64_t lastReadEnd = 0;
+};
+
+DataPath::DataPath(MetaClient& meta, StoragePool& storage, DataPathOptions options)
+    : meta_(meta), storage_(storage), options_(options), cache_(options.chunkCacheBytes) {
+  flusher_ = std::thread([this] { flusherMain(); });
+}
+
+DataPath::~DataPath() {
+  {
+    std::lock_guard<std::mutex> lock(memoryMu_);
+    stopping_ = true;
+  }
+  flusherCv_.notify_all();
+  memoryCv_.notify_all();
+  flusher_.join();
+}
+
+std::shared_ptr<DataPath::FileState> DataPath::file(uint64_t ino, bool create) {
+  std::lock_guard<std::mutex> lock(filesMu_);
+  auto it = files_.find(ino);
+  if (it != files_.end()) return it->second;
+  if (!create) return nullptr;
+  auto state = std::make_shared<FileState>(ino);
+  files_.emplace(ino, state);
+  return state;
+}
+
+void DataPath::addDirty(int64_t delta) {
+  if (delta >= 0) {
+    dirtyBytes_ += uint64_t(delta);
+  } else {
+    dirtyBytes_ -= uint64_t(-delta);
+    memoryCv_.notify_all();
+  }
+}
+
+namespace {
+// REQUIRES: file.mu held. Returns the change in accounted bytes.
+int64_t reaccount(DataPath::FileState& file);
+}  // namespace
+
+namespace {
+int64_t reaccount(DataPath::FileState& file) {
+  uint64_t now = file.dirty.bytes() + mapBytes(file.flushing);
+  int64_t delta = int64_t(now) - int64_t(file.accounted);
+  file.accounted = now;
+  return delta;
+}
+}  // namespace
+
+void DataPath::noteAttr(const Attr& attr, bool opened) {
+  auto f = file(attr.ino, opened);
+  if (!f) return;
+  std::lock_guard<std::mutex> lock(f->mu);
+  if (f->attrKnown && attr.dataVersion < f->attr.dataVersion) return;  // older news
+  if (opened && f->attrKnown && attr.dataVersion != f->attr.dataVersion) f->extentsValid = false;
+  if (!f->attrKnown) f->extentsValid = false;
+  f->attr = attr;
+  f->attrKnown = true;
+}
+
+void DataPath::patchAttr(Attr* attr) {
+  auto f = file(attr->ino, false);
+  if (!f) return;
+  std::lock_guard<std::mutex> lock(f->mu);
+  uint64_t end = std::max(f->dirty.end(), mapEnd(f->flushing));
+  if (attr->size < end) attr->size = end;
+  if (!f->dirty.empty() || !f->flushing.empty()) {
+    attr->mtimeNs = std::max(attr->mtimeNs, f->lastWriteNs);
+    attr->ctimeNs = std::max(attr->ctimeNs, f->lastWriteNs);
+  }
+}
+
+Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, size_t size) {
+  if (size == 0) return size_t(0);
+  auto f = file(ino, true);
+  bool overFile;
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    f->dirty.write(offset, std::string_view(data, size));
+    int64_t now = nowNs();
+    f->lastWriteNs = now;
+    if (f->firstDirtyNs == 0) f->firstDirtyNs = now;
+    addDirty(reaccount(*f));
+    overFile = f->dirty.bytes() >= options_.fileDirtyLimit;
+  }
+  if (overFile) {
+    Status status = flushFile(*f, false);
+    if (!status.ok()) return status;
+  } else if (dirtyBytes_ > options_.totalDirtyLimit) {
+    waitForMemory();
+  }
+  return size;
+}
+
+void DataPath::waitForMemory() {
+  std::unique_lock<std::mutex> lock(memoryMu_);
+  int64_t deadline = monotonicNs() + meta_.opTimeoutMs() * 1000000;
+  while (dirtyBytes_ > options_.totalDirtyLimit && !stopping_ && monotonicNs() < deadline) {
+    flusherCv_.notify_one();
+    memoryCv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+void DataPath::flusherMain() {
+  std::unique_lock<std::mutex> lock(memoryMu_);
+  while (!stopping_) {
+    flusherCv_.wait_for(lock, std::chrono::milliseconds(500));
+    if (stopping_) break;
+    lock.unlock();
+    // Pick what to flush: under memory pressure the file with the most dirty
+    // bytes, otherwise files whose dirty data is older than flushAfterMs.
+    std::vector<std::pair<std::shared_ptr<FileState>, bool>> work;  // file, final
+    {
+      std::lock_guard<std::mutex> files(filesMu_);
+      int64_t now = nowNs();
+      std::shared_ptr<FileState> largest;
+      uint64_t largestBytes = 0;
+      for (auto& [ino, f] : files_) {
+        std::lock_guard<std::mutex> fl(f->mu);
+        if (f->dirty.empty()) continue;
+        if (f->dirty.bytes() > largestBytes) {
+          largestBytes = f->dirty.bytes();
+          largest = f;
+        }
+        if (now - f->firstDirtyNs > options_.flushAfterMs * 1000000) {
+          bool idle = now - f->lastWriteNs > options_.flushAfterMs * 1000000;
+          work.emplace_back(f, idle);
+        }
+      }
+      if (dirtyBytes_ > options_.totalDirtyLimit / 2 && largest) work.emplace_back(largest, false);
+    }
+    for (auto& [f, final] : work) {
+      Status status = flushFile(*f, final);
+      if (!status.ok()) {
+        spdlog::warn("background flush of inode {} failed: {}", f->ino, status.message);
+      }
+    }
+    lock.lock();
+  }
+}
+
+Status DataPath::flush(uint64_t ino) {
+  auto f = file(ino, false);
+  if (!f) return {};
+  return flushFile(*f, true);
+}
+
+Status DataPath::flushAll() {
+  std::vector<std::shared_ptr<FileState>> all;
+  {
+    std::lock_guard<std::mutex> lock(filesMu_);
+    for (auto& [ino, f] : files_) all.push_back(f);
+  }
+  Status first;
+  for (auto& f : all) {
+    Status s = flushFile(*f, true);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+void DataPath::truncated(uint64_t ino, uint64_t size) {
+  auto f = file(ino, false);
+  if (!f) return;
+  std::unique_lock<std::shared_mutex> commit(f->commitMu);
+  std::lock_guard<std::mutex> lock(f->mu);
+  f->dirty.truncate(size);
+  addDirty(reaccount(*f));
+  f->extentsValid = false;
+  if (f->attrKnown) f->attr.size = size;
+}
+
+void DataPath::forget(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(filesMu_);
+  auto it = files_.find(ino);
+  if (it == files_.end()) return;
+  std::lock_guard<std::mutex> fl(it->second->mu);
+  if (!it->second->dirty.empty() || !it->second->flushing.empty()) return;
+  files_.erase(it);
+}
+
+Status DataPath::flushFile(FileState& f, bool final) {
+  std::lock_guard<std::mutex> flushLock(f.flushMu);
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    if (f.dirty.empty()) {
+      Status status = f.error;
+      if (final) f.error = {};
+      return status;
+    }
+    f.flushing = f.dirty.take();
+    f.firstDirtyNs = 0;
+    // Accounting unchanged: the bytes moved from dirty to flushing.
+  }
+  uint64_t committedEnd = 0;
+  uint64_t tailOffset = UINT64_MAX;
+  Attr newAttr;
+  Status status = commitRanges(f, f.flushing, final, &committedEnd, &tailOffset);
+  {
+    std::unique_lock<std::shared_mutex> commit(f.commitMu);
+    std::lock_guard<std::mutex> lock(f.mu);
+    if (status.ok()) {
+      if (tailOffset != UINT64_MAX) {
+        // The bytes after the last cut point stay buffered for the next flush.
+        for (auto& [off, data] : f.flushing) {
+          uint64_t end = off + data.size();
+          if (end <= tailOffset) continue;
+          uint64_t b = std::max(off, tailOffset);
+          f.dirty.fillGaps(b, std::string_view(data).substr(b - off));
+        }
+        if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
+      }
+      f.extentsValid = false;
+    } else {
+      for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data);
+      if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
+      if (f.error.ok()) f.error = status;
+    }
+    f.flushing.clear();
+    addDirty(reaccount(f));
+    if (!status.ok() && final) f.error = {};
+  }
+  return status;
+}
+
+void DataPath::refreshClusterMap(bool force) {
+  {
+    std::lock_guard<std::mutex> lock(clusterMu_);
+    if (!force && clusterFetchedNs_ != 0 && monotonicNs() - clusterFetchedNs_ < kClusterRefreshNs) {
+      return;
+    }
+  }
+  auto map = meta_.clusterMap();
+  if (!map.ok()) return;
+  std::lock_guard<std::mutex> lock(clusterMu_);
+  cluster_ = std::move(map).value();
+  clusterFetchedNs_ = monotonicNs();
+}
+
+Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ranges, bool final,
+                              uint64_t* committedEnd, uint64_t* tailOffset) {
+  VolumeInfo vol = meta_.volume();
+  uint64_t committedSize;
+  int64_t mtime;
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    committedSize = f.attrKnown ? f.attr.size : 0;
+    mtime = f.lastWriteNs;
+    if (!f.attrKnown) {
+      // Unknown committed size (should not happen after open): ask.
+    }
+  }
+  if (!f.attrKnown) {
+    auto attr = meta_.getattr(f.ino);
+    if (!attr.ok()) return attr.status();
+    noteAttr(attr.value(), false);
+    committedSize = attr.value().size;
+  }
+  uint64_t newEnd = mapEnd(ranges);
+  uint64_t finalSize = std::max(committedSize, newEnd);
+  std::vector<Extent> extents;
+  std::vector<ChunkPlacement> newChunks;
+  std::vector<Piece> pieces;
+
+  if (finalSize <= vol.inlineThreshold) {
+    for (auto& [off, data] : ranges) {
+      Extent e;
+      e.fileOffset = off;
+      e.length = data.size();
+      e.kind = Extent::Kind::kInline;
+      e.inlineData = data;
+      extents.push_back(std::move(e));
+    }
+    *committedEnd = newEnd;
+  } else {
+    if (committedSize > 0 && committedSize <= vol.inlineThreshold) {
+      // The file outgrows inline storage: re-chunk its inline head with the new bytes.
+      std::string head(committedSize, '\0');
+      {
+        std::shared_lock<std::shared_mutex> commit(f.commitMu);
+        Status s = readCommitted(f, 0, committedSize, head.data());
+        if (!s.ok()) return s;
+      }
+      std::lock_guard<std::mutex> lock(f.mu);
+      DirtyRanges merged;
+      for (auto& [off, data] : ranges) merged.write(off, data);
+      merged.fillGaps(0, head);
+      ranges = merged.take();
+    }
+    ChunkerParams params{vol.chunkMin, vol.chunkAvg, vol.chunkMax};
+    if (!validateChunkerParams(params).ok()) params = kDefaultChunkerParams;
+    FastCdc cdc(params);
+    *committedEnd = 0;
+    for (auto it = ranges.begin(); it != ranges.end(); ++it) {
+      bool last = std::next(it) == ranges.end();
+      const uint8_t* data = reinterpret_cast<const uint8_t*>(it->second.data());
+      size_t size = it->second.size();
+      size_t pos = 0;
+      while (pos < size) {
+        size_t n = cdc.nextChunk(data + pos, size - pos, final || !last);
+        if (n == 0) {
+          *tailOffset = it->first + pos;
+          break;
+        }
+        pieces.push_back(Piece{it->first + pos, data + pos, uint32_t(n), sha256(data + pos, n)});
+        pos += n;
+      }
+      if (pos > 0) *committedEnd = std::max(*committedEnd, it->first + pos);
+    }
+    if (pieces.empty()) return {};  // everything is tail; nothing to commit yet
+
+    // Dedup: which chunks does the cluster already have?
+    std::vector<ChunkId> unique;
+    std::unordered_map<ChunkId, const Piece*, ChunkIdHash> byId;
+    for (const auto& p : pieces) {
+      if (byId.emplace(p.id, &p).second) unique.push_back(p.id);
+    }
+    auto present = meta_.findChunks(unique);
+    if (!present.ok()) return present.status();
+    std::vector<const Piece*> toUpload;
+    for (size_t i = 0; i < unique.size(); ++i) {
+      if (!present.value()[i]) toUpload.push_back(byId[unique[i]]);
+    }
+    stats_.chunksDeduped += unique.size() - toUpload.size();
+
+    auto upload = [&](const std::vector<const Piece*>& list) -> Status {
+      std::vector<const Piece*> pending = list;
+      for (int attempt = 0; attempt < kUploadAttempts && !pending.empty(); ++attempt) {
+        refreshClusterMap(attempt > 0);
+        std::vector<PlacementNode> up;
+        std::unordered_map<uint32_t, std::string> addresses;
+        {
+          std::lock_guard<std::mutex> lock(clusterMu_);
+          int64_t now = monotonicNs();
+          for (const auto& n : cluster_.nodes) {
+            addresses[n.id] = n.address;
+            auto ex = excludedUntilNs_.find(n.id);
+            bool excluded = ex != excludedUntilNs_.end() && ex->second > now;
+            up.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
+          }
+        }
+        struct Batch {
+          std::vector<const Piece*> pieces;
+          std::vector<EncodedChunk> encoded;
+          std::vector<std::vector<uint32_t>> nodes;
+          uint64_t bytes = 0;
+          std::future<PutOutcome> future;
+        };
+        std::deque<std::unique_ptr<Batch>> inflight;
+        std::vector<const Piece*> retry;
+        Status firstError;
+        auto finish = [&](Batch& b) {
+          PutOutcome out = b.future.get();
+          if (out.status.ok()) {
+            for (size_t i = 0; i < b.encoded.size(); ++i) {
+              newChunks.push_back(ChunkPlacement{b.encoded[i].layout, b.nodes[i]});
+            }
+            stats_.chunksUploaded += b.encoded.size();
+            return;
+          }
+          if (firstError.ok() || out.status.code == Code::NO_SPACE) firstError = out.status;
+          {
+            std::lock_guard<std::mutex> lock(clusterMu_);
+            for (uint32_t node : out.failedNodes) {
+              excludedUntilNs_[node] = monotonicNs() + kExcludeNodeNs;
+            }
+          }
+          retry.insert(retry.end(), b.pieces.begin(), b.pieces.end());
+        };
+        auto submit = [&](std::unique_ptr<Batch> b) {
+          std::vector<FragmentPut> puts;
+          for (size_t i = 0; i < b->encoded.size(); ++i) {
+            auto& enc = b->encoded[i];
+            for (size_t j = 0; j < enc.fragments.size(); ++j) {
+              uint32_t node = b->nodes[i][j];
+              puts.push_back(FragmentPut{node, addresses[node], fragmentId(enc.layout.id, uint8_t(j)),
+                                         &enc.fragments[j], enc.layout.checksums[j]});
+            }
+          }
+          b->future = storage_.put(std::move(puts));
+          inflight.push_back(std::move(b));
+          while (inflight.size() > kMaxPutsInFlight) {
+            finish(*inflight.front());
+            inflight.pop_front();
+          }
+        };
+        auto batch = std::make_unique<Batch>();
+        Status fatal;
+        for (const Piece* p : pending) {
+          auto nodes = placeFragments(p->id, up, size_t(vol.ecK + vol.ecM));
+          if (!nodes.ok()) {
+            fatal = Status::error(Code::UNAVAILABLE,
+                                  "cannot place " + std::to_string(vol.ecK + vol.ecM) +
+                                      " fragments (k=" + std::to_string(vol.ecK) + ", m=" +
+                                      std::to_string(vol.ecM) + "): " + nodes.status().message);
+            break;
+          }
+          auto enc = encodeChunk(p->data, p->size, vol.ecK, vol.ecM, vol.compressionLevel, &p->id);
+          if (!enc.ok()) {
+            fatal = enc.status();
+            break;
+          }
+          batch->pieces.push_back(p);
+          batch->encoded.push_back(std::move(enc).value());
+          batch->nodes.push_back(std::move(nodes).value());
+          batch->bytes += p->size;
+          if (batch->bytes >= options_.uploadBatchBytes) {
+            submit(std::move(batch));
+            batch = std::make_unique<Batch>();
+          }
+        }
+        if (fatal.ok() && !batch->encoded.empty()) submit(std::move(batch));
+        while (!inflight.empty()) {
+          finish(*inflight.front());
+          inflight.pop_front();
+        }
+        if (!fatal.ok()) {
+          spdlog::error("write of inode {} failed: {}", f.ino, fatal.message);
+          return fatal;
+        }
+        if (!retry.empty()) {
+          spdlog::warn("inode {}: {} chunks failed to upload ({}); re-placing", f.ino,
+                       retry.size(), firstError.message);
+          if (attempt + 1 == kUploadAttempts) {
+            spdlog::error("write of inode {} failed: {}", f.ino, firstError.message);
+            return firstError.code == Code::NO_SPACE ? firstError
+                                                     : Status::error(Code::IO, firstError.message);
+          }
+        }
+        pending = std::move(retry);
+      }
+      return {};
+    };
+
+    Status up = upload(toUpload);
+    if (!up.ok()) return up;
+    for (const auto& p : pieces) {
+      Extent e;
+      e.fileOffset = p.fileOffset;
+      e.length = p.size;
+      e.kind = Extent::Kind::kChunk;
+      e.chunk = p.id;
+      e.chunkOffset = 0;
+      extents.push_back(std::move(e));
+    }
+
+    for (int attempt = 0;; ++attempt) {
+      CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime);
+      if (r.status.code == Code::MISSING_CHUNKS && attempt + 1 < kCommitAttempts) {
+        // Collected between findChunks and commit: upload them again.
+        spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
+                     r.missing.size());
+        std::vector<const Piece*> again;
+        for (const auto& id : r.missing) {
+          auto it = byId.find(id);
+          if (it != byId.end()) again.push_back(it->second);
+        }
+        if (again.empty()) return Status::error(Code::IO, "commit reports unknown missing chunks");
+        Status s = upload(again);
+        if (!s.ok()) return s;
+        continue;
+      }
+      if (!r.status.ok()) {
+        spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
+                      r.status.message);
+        return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
+                                                     : r.status;
+      }
+      ++stats_.commits;
+      noteAttr(r.attr, false);
+      return {};
+    }
+  }
+
+  // Inline commit.
+  CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime);
+  if (!r.status.ok()) {
+    spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
+                  r.status.message);
+    return r.status;
+  }
+  ++stats_.commits;
+  noteAttr(r.attr, false);
+  return {};
+}
+
+Result<size_t> DataPath::read(uint64_t ino, uint64_t offset, size_t size, char* out) {
+  auto f = file(ino, true);
+  bool known;
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    known = f->attrKnown;
+  }
+  if (!known) {
+    auto attr = meta_.getattr(ino);
+    if (!attr.ok()) return attr.status();
+    noteAttr(attr.value(), false);
+  }
+  std::shared_lock<std::shared_mutex> commit(f->commitMu);
+  uint64_t fileSize, committedSize;
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    committedSize = f->attr.size;
+    fileSize = std::max({committedSize, f->dirty.end(), mapEnd(f->flushing)});
+  }
+  if (offset >= fileSize) return size_t(0);
+  size_t n = size_t(std::min<uint64_t>(size, fileSize - offset));
+  memset(out, 0, n);
+  if (offset < committedSize) {
+    Status s = readCommitted(*f, offset, size_t(std::min<uint64_t>(n, committedSize - offset)), out);
+    if (!s.ok()) return s;
+  }
+  std::lock_guard<std::mutex> lock(f->mu);
+  overlayMap(f->flushing, offset, n, out);
+  f->dirty.overlay(offset, n, out);
+  f->lastReadEnd = offset + n;
+  return n;
+}
+
+Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char* out) {
+  uint64_t end = offset + size;
+  bool need;
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    need = !f.extentsValid || offset < f.extStart || end > f.extEnd;
+  }
+  if (need) {
+    uint64_t window = std::max<uint64_t>(size, kExtentWindow);
+    auto map = meta_.getExtents(f.ino, offset, window);
+    if (!map.ok()) return map.status();
+    std::lock_guard<std::mutex> lock(f.mu);
+    f.extents = std::move(map.value().extents);
+    f.chunks.clear();
+    for (auto& c : map.value().chunks) {
+      ChunkId id = c.layout.id;
+      f.chunks.emplace(id, std::move(c));
+    }
+    f.extStart = offset;
+    f.extEnd = offset + window;
+    f.extentsValid = true;
+  }
+  // Copy what this read needs out of the cache, under the lock.
+  struct Part {
+    Extent extent;
+    const ChunkPlacement* chunk = nullptr;
+  };
+  std::vector<Part> parts;
+  std::vector<ChunkPlacement> chunkInfos;
+  std::vector<ChunkPlacement> ahead;
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    bool sequential = f.lastReadEnd == offset;
+    std::set<ChunkId> seen;
+    for (const auto& e : f.extents) {
+      uint64_t eEnd = e.fileOffset + e.length;
+      if (eEnd <= offset) continue;
+      if (e.fileOffset >= end) {
+        if (!sequential || int(ahead.size()) >= options_.readAheadChunks) break;
+        if (e.kind == Extent::Kind::kChunk && seen.insert(e.chunk).second) {
+          auto it = f.chunks.find(e.chunk);
+          if (it != f.chunks.end() && !cache_.get(e.chunk)) ahead.push_back(it->second);
+        }
+        continue;
+      }
+      Part part;
+      part.extent = e;
+      parts.push_back(std::move(part));
+      if (e.kind == Extent::Kind::kChunk && seen.insert(e.chunk).second) {
+        auto it = f.chunks.find(e.chunk);
+        if (it == f.chunks.end()) {
+          return Status::error(Code::IO, "getExtents did not describe chunk " + toHex(e.chunk));
+        }
+        chunkInfos.push_back(it->second);
+      }
+    }
+  }
+  // Load chunks not in the cache (plus read-ahead), in parallel.
+  std::unordered_map<ChunkId, std::shared_ptr<const std::string>, ChunkIdHash> plain;
+  std::vector<const ChunkPlacement*> missing;
+  for (const auto& c : chunkInfos) {
+    auto data = cache_.get(c.layout.id);
+    if (data) plain[c.layout.id] = data;
+    else missing.push_back(&c);
+  }
+  if (!missing.empty()) {
+    size_t wanted = missing.size();
+    for (const auto& c : ahead) missing.push_back(&c);
+    auto loaded = loadChunks(missing);
+    for (size_t i = 0; i < missing.size(); ++i) {
+      if (loaded[i].ok()) {
+        cache_.put(missing[i]->layout.id, loaded[i].value());
+        if (i < wanted) plain[missing[i]->layout.id] = loaded[i].value();
+      } else if (i < wanted) {
+        return loaded[i].status();
+      }
+    }
+  }
+  for (const auto& part : parts) {
+    const Extent& e = part.extent;
+    uint64_t b = std::max(offset, e.fileOffset);
+    uint64_t eEnd = std::min(end, e.fileOffset + e.length);
+    if (b >= eEnd) continue;
+    size_t len = size_t(eEnd - b);
+    char* dst = out + (b - offset);
+    switch (e.kind) {
+      case Extent::Kind::kHole: memset(dst, 0, len); break;
+      case Extent::Kind::kInline:
+        if (e.inlineData.size() < (b - e.fileOffset) + len) {
+          return Status::error(Code::IO, "inline extent shorter than its length");
+        }
+        memcpy(dst, e.inlineData.data() + (b - e.fileOffset), len);
+        break;
+      case Extent::Kind::kChunk: {
+        const auto& data = plain[e.chunk];
+        uint64_t from = uint64_t(e.chunkOffset) + (b - e.fileOffset);
+        if (!data || from + len > data->size()) {
+          return Status::error(Code::IO, "extent outside its chunk " + toHex(e.chunk));
+        }
+        memcpy(dst, data->data() + from, len);
+        break;
+      }
+    }
+  }
+  return {};
+}
+
+std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
+    const std::vector<const ChunkPlacement*>& chunks) {
+  refreshClusterMap(false);
+  std::unordered_map<uint32_t, std::pair<std::string, bool>> nodes;  // id -> address, up
+  auto loadNodes = [&] {
+    std::lock_guard<std::mutex> lock(clusterMu_);
+    nodes.clear();
+    for (const auto& n : cluster_.nodes) nodes[n.id] = {n.address, n.up};
+  };
+  loadNodes();
+  bool unknownNode = false;
+  for (const auto* c : chunks) {
+    for (uint32_t id : c->nodes) unknownNode |= nodes.count(id) == 0;
+  }
+  if (unknownNode) {
+    refreshClusterMap(true);
+    loadNodes();
+  }
+  auto makeRequest = [&](const ChunkPlacement& c, const std::vector<bool>& skip, int need) {
+    FetchRequest req;
+    req.chunk = c.layout.id;
+    int total = c.layout.k + c.layout.m;
+    req.addresses.resize(total);
+    std::vector<int> upFirst, downLast;
+    for (int i = 0; i < total && i < int(c.nodes.size()); ++i) {
+      auto it = nodes.find(c.nodes[i]);
+      if (it == nodes.end()) continue;
+      req.addresses[i] = it->second.first;
+      if (skip[i]) continue;
+      (it->second.second ? upFirst : downLast).push_back(i);
+    }
+    req.order = upFirst;
+    req.order.insert(req.order.end(), downLast.begin(), downLast.end());
+    req.need = need;
+    return req;
+  };
+  std::vector<FetchRequest> requests;
+  for (const auto* c : chunks) {
+    requests.push_back(makeRequest(*c, std::vector<bool>(c->layout.k + c->layout.m, false),
+                                   c->layout.k));
+  }
+  auto results = storage_.fetch(requests);
+  std::vector<Result<std::shared_ptr<const std::string>>> out;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const ChunkPlacement& c = *chunks[i];
+    stats_.failedFragmentGets += results[i].failures;
+    std::vector<int> bad;
+    auto decoded = decodeChunk(c.layout, results[i].fragments, &bad);
+    if (!decoded.ok()) {
+      // Second round: fetch every fragment not yet tried or found bad.
+      auto& frags = results[i].fragments;
+      for (int b : bad) {
+        if (b >= 0 && size_t(b) < frags.size()) frags[b].reset();
+      }
+      if (!bad.empty()) {
+        stats_.badFragments += bad.size();
+        spdlog::warn("chunk {}: {} corrupt fragment(s) (first index {}); fetching parity",
+                     toHex(c.layout.id), bad.size(), bad.front());
+      }
+      std::vector<bool> skip(frags.size(), false);
+      for (size_t j = 0; j < frags.size(); ++j) skip[j] = frags[j].has_value();
+      for (int b : bad) {
+        if (b >= 0 && size_t(b) < skip.size()) skip[b] = true;
+      }
+      auto more = storage_.fetch({makeRequest(c, skip, int(frags.size()))});
+      stats_.failedFragmentGets += more[0].failures;
+      for (size_t j = 0; j < frags.size(); ++j) {
+        if (!frags[j] && more[0].fragments[j] &&
+            std::find(bad.begin(), bad.end(), int(j)) == bad.end()) {
+          frags[j] = std::move(more[0].fragments[j]);
+        }
+      }
+      std::vector<int> bad2;
+      decoded = decodeChunk(c.layout, frags, &bad2);
+      if (!bad2.empty()) {
+        stats_.badFragments += bad2.size();
+        spdlog::warn("chunk {}: {} more corrupt fragment(s)", toHex(c.layout.id), bad2.size());
+      }
+      if (!decoded.ok()) {
+        spdlog::error("chunk {}: cannot be read: {}", toHex(c.layout.id), decoded.status().message);
+        out.push_back(Status::error(Code::IO, "chunk " + toHex(c.layout.id) +
+                                                  " unreadable: " + decoded.status().message));
+        continue;
+      }
+    } else if (!bad.empty()) {
+      stats_.badFragments += bad.size();
+    }
+    out.push_back(std::make_shared<const std::string>(std::move(decoded).value()));
+  }
+  return out;
+}
+
+Result<std::shared_ptr<const std::string>> DataPath::loadChunk(const ChunkPlacement& chunk) {
+  return std::move(loadChunks({&chunk})[0]);
+}
+
+}  // namespace dfs

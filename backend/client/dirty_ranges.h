@@ -1,0 +1,50 @@
+// Bookkeeping of a file's not-yet-committed bytes: a set of disjoint, non-adjacent
+// byte ranges, each with its contents. Pure data structure, no I/O.
+//
+// Threads: not thread-safe; the owner (DataPath's per-file state) locks it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace dfs {
+
+class DirtyRanges {
+ public:
+  // Records that [offset, offset+data.size()) now holds `data`, replacing older
+  // bytes there. Ranges that overlap or touch are merged into one.
+  void write(uint64_t offset, std::string_view data);
+  // Like write(), but only fills the parts of the range that hold no bytes yet:
+  // existing (newer) bytes win. Used to put back a tail that was not committed.
+  void fillGaps(uint64_t offset, std::string_view data);
+  // Forgets everything at or beyond `size` (truncate).
+  void truncate(uint64_t size);
+  // Copies the recorded bytes that fall inside [offset, offset+size) into
+  // out[0..size); bytes not recorded are left untouched. Returns whether any
+  // recorded byte overlapped.
+  bool overlay(uint64_t offset, size_t size, char* out) const;
+  bool overlaps(uint64_t offset, uint64_t size) const;
+
+  bool empty() const { return ranges_.empty(); }
+  uint64_t bytes() const { return bytes_; }
+  // One past the last recorded byte (0 when empty).
+  uint64_t end() const;
+  void clear() {
+    ranges_.clear();
+    bytes_ = 0;
+  }
+  // Range start -> contents; ranges are disjoint and never adjacent.
+  const std::map<uint64_t, std::string>& ranges() const { return ranges_; }
+  std::map<uint64_t, std::string> take() {
+    bytes_ = 0;
+    return std::move(ranges_);
+  }
+
+ private:
+  std::map<uint64_t, std::string> ranges_;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace dfs
