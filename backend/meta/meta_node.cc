@@ -1,0 +1,56 @@
+#include "backend/meta/meta_node.h"
+
+#include <spdlog/spdlog.h>
+
+namespace dfs::meta {
+
+MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
+                   kj::Network* network, kj::Timer* timer)
+    : config_(config),
+      store_(std::move(store)),
+      timer_(timer),
+      names_(*store_),
+      xattrs_(*store_),
+      sessions_(*store_, config.sessionLeaseNs),
+      volumes_(*store_),
+      cluster_(*store_, config.nodeTimeoutNs),
+      gc_(*store_, cluster_, network, timer) {}
+
+Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::Network* network,
+                                                 kj::Timer* timer) {
+  auto store = MetaStore::open(config.dataDir, config.mapSize);
+  if (!store.ok()) return store.status();
+  std::unique_ptr<MetaNode> node(new MetaNode(config, std::move(store).value(), network, timer));
+  auto status = node->cluster_.load();
+  if (status.ok()) status = node->sessions_.load();
+  if (status.ok()) status = node->volumes_.ensureDefault(config.defaultVolume);
+  if (!status.ok()) return status;
+  node->nextGcNs_ = node->store_->now() + config.gcIntervalNs;
+  return node;
+}
+
+kj::Promise<void> MetaNode::runPeriodic() {
+  return timer_->afterDelay(500 * kj::MILLISECONDS).then([this]() {
+    return tick();
+  }).then([this]() { return runPeriodic(); });
+}
+
+kj::Promise<void> MetaNode::tick() {
+  size_t expired = sessions_.expire();
+  if (expired > 0) spdlog::info("expired {} client sessions", expired);
+  cluster_.refresh();
+  int64_t now = store_->now();
+  if (config_.gcIntervalNs > 0 && now >= nextGcNs_ && !gc_.running()) {
+    nextGcNs_ = now + config_.gcIntervalNs;
+    // Runs in the background; the tick loop does not wait for it.
+    auto run = gc_.run(config_.gcGraceNs).then([](Result<GcResult> result) {
+      if (!result.ok()) spdlog::warn("periodic gc: {}", result.status().message);
+    });
+    run.detach([](kj::Exception&& e) {
+      spdlog::warn("periodic gc failed: {}", e.getDescription().cStr());
+    });
+  }
+  return kj::READY_NOW;
+}
+
+}  // namespace dfs::meta

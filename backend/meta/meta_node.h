@@ -1,0 +1,70 @@
+// The metadata node as a whole: configuration, the store and the tables built
+// on it, and the periodic work (session expiry, node liveness, GC). The RPC
+// layer (meta_service.h) and the tests both drive it through these members.
+//
+// Thread: the metadata node's one event-loop thread.
+#pragma once
+
+#include <kj/async-io.h>
+
+#include <memory>
+#include <string>
+
+#include "backend/meta/cluster_map.h"
+#include "backend/meta/garbage_collector.h"
+#include "backend/meta/meta_store.h"
+#include "backend/meta/namespace_ops.h"
+#include "backend/meta/sessions.h"
+#include "backend/meta/volumes.h"
+#include "backend/meta/xattrs.h"
+
+namespace dfs::meta {
+
+struct MetaConfig {
+  std::string dataDir;
+  std::string defaultVolume = "default";  // created on first start; empty: none
+  int64_t nodeTimeoutNs = int64_t(5) * 1000000000;
+  int64_t sessionLeaseNs = int64_t(30) * 1000000000;
+  int64_t gcGraceNs = int64_t(3600) * 1000000000;
+  int64_t gcIntervalNs = int64_t(600) * 1000000000;
+  size_t mapSize = size_t(64) << 30;
+};
+
+class MetaNode {
+ public:
+  // Opens the store in config.dataDir, loads nodes and sessions, creates the
+  // default volume on first start. `network`/`timer` may be null (tests: no GC RPCs).
+  static Result<std::unique_ptr<MetaNode>> open(const MetaConfig& config,
+                                                kj::Network* network = nullptr,
+                                                kj::Timer* timer = nullptr);
+
+  // Runs the periodic work forever (REQUIRES: a timer was given).
+  kj::Promise<void> runPeriodic();
+
+  const MetaConfig& config() const { return config_; }
+  MetaStore& store() { return *store_; }
+  Namespace& names() { return names_; }
+  Xattrs& xattrs() { return xattrs_; }
+  SessionTable& sessions() { return sessions_; }
+  VolumeTable& volumes() { return volumes_; }
+  ClusterMap& cluster() { return cluster_; }
+  GarbageCollector& gc() { return gc_; }
+
+ private:
+  MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store, kj::Network* network,
+           kj::Timer* timer);
+  kj::Promise<void> tick();
+
+  MetaConfig config_;
+  std::unique_ptr<MetaStore> store_;
+  kj::Timer* timer_;
+  Namespace names_;
+  Xattrs xattrs_;
+  SessionTable sessions_;
+  VolumeTable volumes_;
+  ClusterMap cluster_;
+  GarbageCollector gc_;
+  int64_t nextGcNs_ = 0;
+};
+
+}  // namespace dfs::meta

@@ -1,0 +1,587 @@
+#include "backend/meta/meta_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "backend/meta/extent_map.h"
+
+namespace dfs::meta {
+
+namespace {
+
+constexpr const char* kVersionText = "dfs-meta 0.1.0";
+constexpr size_t kMaxFindChunks = 1 << 20;
+constexpr size_t kMaxNewChunks = 1 << 16;
+// Total inodes reported by statfs (inode numbers are 64-bit; this is what df shows).
+constexpr uint64_t kTotalInodes = uint64_t(1) << 32;
+
+std::string_view view(capnp::Data::Reader data) {
+  return {reinterpret_cast<const char*>(data.begin()), data.size()};
+}
+std::string_view view(capnp::Text::Reader text) { return {text.cStr(), text.size()}; }
+capnp::Data::Reader asData(std::string_view s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+Caller readCaller(proto::Caller::Reader caller) { return Caller{caller.getUid(), caller.getGid()}; }
+
+void fillAttr(proto::Attr::Builder out, const InodeRecord& in) {
+  out.setIno(in.ino);
+  out.setMode(in.mode);
+  out.setNlink(in.nlink);
+  out.setUid(in.uid);
+  out.setGid(in.gid);
+  out.setRdev(in.rdev);
+  out.setSize(in.size);
+  out.setAtimeNs(in.atimeNs);
+  out.setMtimeNs(in.mtimeNs);
+  out.setCtimeNs(in.ctimeNs);
+  out.setDataVersion(in.dataVersion);
+  out.setStoredBytes(in.storedBytes);
+}
+
+void fillVolume(proto::VolumeInfo::Builder out, const VolumeRecord& in) {
+  out.setId(in.id);
+  out.setName(in.name);
+  out.setRootIno(in.rootIno);
+  out.setEcK(in.ecK);
+  out.setEcM(in.ecM);
+  out.setChunkMin(in.chunkMin);
+  out.setChunkAvg(in.chunkAvg);
+  out.setChunkMax(in.chunkMax);
+  out.setCompressionLevel(in.compressionLevel);
+  out.setInlineThreshold(in.inlineThreshold);
+}
+
+VolumeRecord readVolume(proto::VolumeInfo::Reader in) {
+  VolumeRecord out;
+  out.id = in.getId();
+  out.name = std::string(view(in.getName()));
+  out.ecK = in.getEcK();
+  out.ecM = in.getEcM();
+  out.chunkMin = in.getChunkMin();
+  out.chunkAvg = in.getChunkAvg();
+  out.chunkMax = in.getChunkMax();
+  out.compressionLevel = in.getCompressionLevel();
+  out.inlineThreshold = in.getInlineThreshold();
+  return out;
+}
+
+void fillChunk(proto::ChunkInfo::Builder out, const ChunkRecord& in) {
+  out.setId(asData(in.id));
+  out.setPlainSize(in.plainSize);
+  out.setStoredSize(in.storedSize);
+  out.setCompression(in.compression == 1 ? proto::ChunkInfo::Compression::ZSTD
+                                         : proto::ChunkInfo::Compression::NONE);
+  out.setK(in.k);
+  out.setM(in.m);
+  out.setFragmentSize(in.fragmentSize);
+  auto nodes = out.initNodes(unsigned(in.nodes.size()));
+  for (size_t i = 0; i < in.nodes.size(); ++i) nodes.set(unsigned(i), in.nodes[i]);
+  auto sums = out.initFragmentChecksums(unsigned(in.fragmentChecksums.size()));
+  for (size_t i = 0; i < in.fragmentChecksums.size(); ++i) sums.set(unsigned(i), in.fragmentChecksums[i]);
+}
+
+ChunkRecord readChunk(proto::ChunkInfo::Reader in) {
+  ChunkRecord out;
+  out.id = std::string(view(in.getId()));
+  out.plainSize = in.getPlainSize();
+  out.storedSize = in.getStoredSize();
+  out.compression = uint8_t(in.getCompression());
+  out.k = in.getK();
+  out.m = in.getM();
+  out.fragmentSize = in.getFragmentSize();
+  // Lists longer than k+m fail validation; cap the copy so garbage stays cheap.
+  auto nodes = in.getNodes();
+  for (unsigned i = 0; i < nodes.size() && i < 64; ++i) out.nodes.push_back(nodes[i]);
+  auto sums = in.getFragmentChecksums();
+  for (unsigned i = 0; i < sums.size() && i < 64; ++i) out.fragmentChecksums.push_back(sums[i]);
+  if (nodes.size() >= 64 || sums.size() >= 64) out.k = 0;  // forces INVALID
+  return out;
+}
+
+template <typename Builder>
+void setStatus(Builder results, const Status& status) {
+  toProto(status, results.initStatus());
+}
+
+template <typename Results, typename T>
+void reply(Results results, const Result<T>& result) {
+  setStatus(results, result.status());
+}
+
+}  // namespace
+
+kj::Promise<void> MetaGatewayImpl::hello(HelloContext context) {
+  auto params = context.getParams();
+  uint32_t version = params.getVersion();
+  if (version != proto::PROTOCOL_VERSION) {
+    spdlog::warn("peer '{}' speaks protocol version {}, we speak {}: refused",
+                 std::string(view(params.getPeer())), version, proto::PROTOCOL_VERSION);
+    return KJ_EXCEPTION(FAILED, kj::str("unsupported protocol version ", version,
+                                        " (this server speaks ", proto::PROTOCOL_VERSION, ")"));
+  }
+  spdlog::debug("hello from '{}'", std::string(view(params.getPeer())));
+  auto results = context.getResults();
+  results.setMeta(kj::heap<MetaImpl>(node_));
+  results.setServerVersion(proto::PROTOCOL_VERSION);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::mount(MountContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto volume = node_.volumes().find(std::string(view(params.getVolume())));
+  if (!volume.ok()) {
+    setStatus(results, volume.status());
+    return kj::READY_NOW;
+  }
+  auto session = node_.sessions().mount(volume.value().id, std::string(view(params.getClient())));
+  setStatus(results, session.status());
+  if (session.ok()) {
+    fillVolume(results.initVolume(), volume.value());
+    results.setSessionId(session.value());
+    results.setLeaseMs(node_.sessions().leaseMs());
+    spdlog::info("session {} mounted volume '{}' for '{}'", session.value(), volume.value().name,
+                 std::string(view(params.getClient())));
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::keepalive(KeepaliveContext context) {
+  setStatus(context.getResults(), node_.sessions().keepalive(context.getParams().getSessionId()));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
+  uint64_t session = context.getParams().getSessionId();
+  auto status = node_.sessions().unmount(session);
+  if (status.ok()) spdlog::info("session {} unmounted", session);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::lookup(LookupContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.names().lookup(params.getParent(), view(params.getName()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::getattr(GetattrContext context) {
+  auto results = context.getResults();
+  auto inode = node_.names().getattr(context.getParams().getIno());
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto set = params.getSet();
+  SetAttrRequest request;
+  request.mode = set.getMode();
+  request.uid = set.getUid();
+  request.gid = set.getGid();
+  request.size = set.getSize();
+  request.atimeNs = set.getAtimeNs();
+  request.mtimeNs = set.getMtimeNs();
+  request.ctimeNs = set.getCtimeNs();
+  request.setMode = set.getSetMode();
+  request.setUid = set.getSetUid();
+  request.setGid = set.getSetGid();
+  request.setSize = set.getSetSize();
+  request.setAtime = set.getSetAtime();
+  request.setMtime = set.getSetMtime();
+  request.atimeNow = set.getAtimeNow();
+  request.mtimeNow = set.getMtimeNow();
+  auto inode = node_.names().setattr(params.getIno(), request, readCaller(params.getCaller()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::mknod(MknodContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.names().mknod(params.getParent(), view(params.getName()), params.getMode(),
+                                   params.getRdev(), readCaller(params.getCaller()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.names().mkdir(params.getParent(), view(params.getName()), params.getMode(),
+                                   readCaller(params.getCaller()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.names().symlink(params.getParent(), view(params.getName()),
+                                     view(params.getTarget()), readCaller(params.getCaller()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
+  auto results = context.getResults();
+  auto target = node_.names().readlink(context.getParams().getIno());
+  reply(results, target);
+  if (target.ok()) results.setTarget(asData(target.value()));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::link(LinkContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
+  auto params = context.getParams();
+  setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
+                                                       readCaller(params.getCaller())));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
+  auto params = context.getParams();
+  setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
+                                                      readCaller(params.getCaller())));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::rename(RenameContext context) {
+  auto params = context.getParams();
+  setStatus(context.getResults(),
+            node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
+                                 view(params.getNewName()), params.getFlags(),
+                                 readCaller(params.getCaller())));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::open(OpenContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.sessions().open(params.getSessionId(), params.getIno(), params.getTruncate());
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::create(CreateContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto inode = node_.sessions().create(params.getSessionId(), params.getParent(),
+                                       view(params.getName()), params.getMode(),
+                                       params.getExclusive(), readCaller(params.getCaller()));
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::release(ReleaseContext context) {
+  auto params = context.getParams();
+  node_.sessions().release(params.getSessionId(), params.getIno());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto page = node_.names().readdir(params.getIno(), view(params.getAfter()), params.getMax(),
+                                    params.getPlus());
+  reply(results, page);
+  if (!page.ok()) return kj::READY_NOW;
+  const auto& entries = page.value().entries;
+  auto list = results.initEntries(unsigned(entries.size()));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto out = list[unsigned(i)];
+    out.setName(asData(entries[i].name));
+    out.setIno(entries[i].ino);
+    out.setMode(entries[i].hasAttr ? entries[i].attr.mode : entries[i].type);
+    out.setHasAttr(entries[i].hasAttr);
+    if (entries[i].hasAttr) fillAttr(out.initAttr(), entries[i].attr);
+  }
+  results.setEof(page.value().eof);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::statfs(StatfsContext context) {
+  auto results = context.getResults();
+  uint64_t total = 0, free = 0;
+  for (const auto& node : node_.cluster().nodes()) {
+    if (node.state != NodeState::kUp) continue;
+    total += node.record.capacityBytes;
+    free += node.record.capacityBytes > node.record.usedBytes
+                ? node.record.capacityBytes - node.record.usedBytes
+                : 0;
+  }
+  auto out = results.initStatfs();
+  out.setTotalBytes(total);
+  out.setFreeBytes(free);
+  uint64_t inodes = node_.store().stats().inodes;
+  out.setTotalInodes(kTotalInodes);
+  out.setFreeInodes(inodes < kTotalInodes ? kTotalInodes - inodes : 0);
+  setStatus(results, Status::success());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::setxattr(SetxattrContext context) {
+  auto params = context.getParams();
+  setStatus(context.getResults(),
+            node_.xattrs().set(params.getIno(), view(params.getName()), view(params.getValue()),
+                               params.getFlags()));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::getxattr(GetxattrContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto value = node_.xattrs().get(params.getIno(), view(params.getName()));
+  reply(results, value);
+  if (value.ok()) results.setValue(asData(value.value()));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::listxattr(ListxattrContext context) {
+  auto results = context.getResults();
+  auto names = node_.xattrs().list(context.getParams().getIno());
+  reply(results, names);
+  if (!names.ok()) return kj::READY_NOW;
+  auto list = results.initNames(unsigned(names.value().size()));
+  for (size_t i = 0; i < names.value().size(); ++i) {
+    const auto& n = names.value()[i];
+    list.set(unsigned(i), capnp::Text::Reader(n.data(), n.size()));
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::removexattr(RemovexattrContext context) {
+  auto params = context.getParams();
+  setStatus(context.getResults(), node_.xattrs().remove(params.getIno(), view(params.getName())));
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::getExtents(GetExtentsContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto extents = meta::getExtents(node_.store(), params.getIno(), params.getOffset(),
+                                  params.getLength());
+  reply(results, extents);
+  if (!extents.ok()) return kj::READY_NOW;
+  const auto& value = extents.value();
+  fillAttr(results.initAttr(), value.inode);
+  auto list = results.initExtents(unsigned(value.extents.size()));
+  for (size_t i = 0; i < value.extents.size(); ++i) {
+    const auto& e = value.extents[i];
+    auto out = list[unsigned(i)];
+    out.setFileOffset(e.fileOffset);
+    out.setLength(e.length);
+    if (e.kind == ExtentRecord::Kind::kChunk) {
+      auto ref = out.initChunk();
+      ref.setId(asData(e.chunkId));
+      ref.setOffset(e.chunkOffset);
+    } else {
+      out.setInline(asData(e.inlineData));
+    }
+  }
+  auto chunks = results.initChunks(unsigned(value.chunks.size()));
+  for (size_t i = 0; i < value.chunks.size(); ++i) fillChunk(chunks[unsigned(i)], value.chunks[i]);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::findChunks(FindChunksContext context) {
+  auto ids = context.getParams().getIds();
+  if (ids.size() > kMaxFindChunks) {
+    return KJ_EXCEPTION(FAILED, "findChunks: too many ids", ids.size());
+  }
+  std::vector<std::string> wanted;
+  bool waits = false;
+  for (auto id : ids) {
+    wanted.emplace_back(view(id));
+    waits = waits || node_.gc().deleting(wanted.back());
+  }
+  // An id whose fragments are being deleted is answered once the deletion is
+  // done, so that a re-upload it triggers cannot be deleted too.
+  kj::Promise<void> ready = waits ? node_.gc().whenIdle() : kj::Promise<void>(kj::READY_NOW);
+  return ready.then([this, context, wanted = kj::mv(wanted)]() mutable {
+    auto present = meta::findChunks(node_.store(), wanted);
+    auto list = context.getResults().initPresent(unsigned(present.size()));
+    for (size_t i = 0; i < present.size(); ++i) list.set(unsigned(i), present[i]);
+  });
+}
+
+kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
+  auto params = context.getParams();
+  CommitRequest request;
+  request.ino = params.getIno();
+  request.newSize = params.getNewSize();
+  request.setSize = params.getSetSize();
+  request.mtimeNs = params.getMtimeNs();
+  auto extents = params.getExtents();
+  auto newChunks = params.getNewChunks();
+  if (newChunks.size() > kMaxNewChunks) {
+    setStatus(context.getResults(), Status::error(Code::INVALID, "too many new chunks"));
+    return kj::READY_NOW;
+  }
+  bool waits = false;
+  for (auto e : extents) {
+    ExtentRecord record;
+    record.fileOffset = e.getFileOffset();
+    record.length = e.getLength();
+    switch (e.which()) {
+      case proto::Extent::HOLE:
+        record.kind = ExtentRecord::Kind::kHole;
+        break;
+      case proto::Extent::CHUNK:
+        record.kind = ExtentRecord::Kind::kChunk;
+        record.chunkId = std::string(view(e.getChunk().getId()));
+        record.chunkOffset = e.getChunk().getOffset();
+        waits = waits || node_.gc().deleting(record.chunkId);
+        break;
+      case proto::Extent::INLINE:
+        record.kind = ExtentRecord::Kind::kInline;
+        record.inlineData = std::string(view(e.getInline()));
+        break;
+      default:
+        setStatus(context.getResults(), Status::error(Code::INVALID, "unknown extent kind"));
+        return kj::READY_NOW;
+    }
+    request.extents.push_back(std::move(record));
+  }
+  for (auto c : newChunks) {
+    request.newChunks.push_back(readChunk(c));
+    waits = waits || node_.gc().deleting(request.newChunks.back().id);
+  }
+  kj::Promise<void> ready = waits ? node_.gc().whenIdle() : kj::Promise<void>(kj::READY_NOW);
+  return ready.then([this, context, request = kj::mv(request)]() mutable {
+    auto result = meta::commitWrite(node_.store(), request);
+    auto results = context.getResults();
+    setStatus(results, result.status);
+    if (result.status.ok()) fillAttr(results.initAttr(), result.inode);
+    if (!result.missing.empty()) {
+      auto list = results.initMissing(unsigned(result.missing.size()));
+      for (size_t i = 0; i < result.missing.size(); ++i) list.set(unsigned(i), asData(result.missing[i]));
+    }
+  });
+}
+
+kj::Promise<void> MetaImpl::clusterMap(ClusterMapContext context) {
+  auto results = context.getResults();
+  auto nodes = node_.cluster().nodes();
+  auto list = results.initNodes(unsigned(nodes.size()));
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
+    auto out = list[unsigned(i)];
+    out.setId(n.record.id);
+    out.setAddress(n.record.address);
+    out.setWeight(n.weight);
+    out.setUp(n.state == NodeState::kUp);
+    out.setCapacityBytes(n.record.capacityBytes);
+    out.setUsedBytes(n.record.usedBytes);
+    out.setFragments(n.record.fragments);
+    out.setLabel(n.record.label);
+    out.setLastHeartbeatNs(n.record.lastHeartbeatNs);
+    out.setUuid(n.record.uuid);
+    out.setState(n.state == NodeState::kUp        ? proto::NodeInfo::NodeState::UP
+                 : n.state == NodeState::kSuspect ? proto::NodeInfo::NodeState::SUSPECT
+                                                  : proto::NodeInfo::NodeState::DOWN);
+  }
+  results.setEpoch(node_.cluster().epoch());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::registerNode(RegisterNodeContext context) {
+  auto params = context.getParams();
+  auto results = context.getResults();
+  auto id = node_.cluster().registerNode(
+      std::string(view(params.getUuid())), std::string(view(params.getAddress())),
+      params.getCapacityBytes(), params.getUsedBytes(), params.getFragments(),
+      std::string(view(params.getLabel())));
+  reply(results, id);
+  if (id.ok()) results.setNodeId(id.value());
+  results.setHeartbeatMs(ClusterMap::kHeartbeatMs);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::createVolume(CreateVolumeContext context) {
+  auto results = context.getResults();
+  auto volume = node_.volumes().create(readVolume(context.getParams().getSpec()),
+                                       node_.cluster().upCount());
+  reply(results, volume);
+  if (volume.ok()) {
+    fillVolume(results.initVolume(), volume.value());
+    spdlog::info("created volume '{}' ({}+{})", volume.value().name, volume.value().ecK,
+                 volume.value().ecM);
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::listVolumes(ListVolumesContext context) {
+  auto volumes = node_.volumes().list();
+  auto list = context.getResults().initVolumes(unsigned(volumes.size()));
+  for (size_t i = 0; i < volumes.size(); ++i) fillVolume(list[unsigned(i)], volumes[i]);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::setVolume(SetVolumeContext context) {
+  auto results = context.getResults();
+  auto volume = node_.volumes().update(readVolume(context.getParams().getSpec()),
+                                       node_.cluster().upCount());
+  reply(results, volume);
+  if (volume.ok()) fillVolume(results.initVolume(), volume.value());
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::stats(StatsContext context) {
+  const auto& s = node_.store().stats();
+  auto out = context.getResults().initStats();
+  out.setLogicalBytes(s.logicalBytes);
+  out.setUniqueBytes(s.uniqueBytes);
+  out.setCompressedBytes(s.compressedBytes);
+  out.setRawBytes(s.rawBytes);
+  out.setChunks(s.chunks);
+  out.setFiles(s.files);
+  out.setInodes(s.inodes);
+  out.setUnreferencedChunks(s.unreferencedChunks);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::gc(GcContext context) {
+  int64_t graceMs = context.getParams().getGraceMs();
+  int64_t graceNs = graceMs < 0 ? node_.config().gcGraceNs : graceMs * 1000000;
+  return node_.gc().run(graceNs).then([context](Result<GcResult> result) mutable {
+    auto results = context.getResults();
+    setStatus(results, result.status());
+    if (!result.ok()) return;
+    auto out = results.initResult();
+    out.setChunksDeleted(result.value().chunksDeleted);
+    out.setFragmentsDeleted(result.value().fragmentsDeleted);
+    out.setOrphanFragmentsDeleted(result.value().orphanFragmentsDeleted);
+    out.setBytesFreed(result.value().bytesFreed);
+  });
+}
+
+kj::Promise<void> MetaImpl::version(VersionContext context) {
+  auto results = context.getResults();
+  results.setVersion(kVersionText);
+  results.setProtocolVersion(proto::PROTOCOL_VERSION);
+  return kj::READY_NOW;
+}
+
+}  // namespace dfs::meta

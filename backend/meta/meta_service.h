@@ -1,0 +1,67 @@
+// Cap'n Proto servers of the metadata node: MetaGatewayImpl (the bootstrap
+// capability, checks the protocol version) and MetaImpl (every Meta method).
+// They translate between the wire types and MetaNode and validate arguments;
+// expected failures are returned as Status, exceptions are left for bugs.
+//
+// Thread: the metadata node's event-loop thread.
+#pragma once
+
+#include "backend/meta/meta_node.h"
+#include "protocol/dfs.capnp.h"
+
+namespace dfs::meta {
+
+class MetaImpl final : public proto::Meta::Server {
+ public:
+  explicit MetaImpl(MetaNode& node) : node_(node) {}
+
+  kj::Promise<void> mount(MountContext context) override;
+  kj::Promise<void> keepalive(KeepaliveContext context) override;
+  kj::Promise<void> unmount(UnmountContext context) override;
+  kj::Promise<void> lookup(LookupContext context) override;
+  kj::Promise<void> getattr(GetattrContext context) override;
+  kj::Promise<void> setattr(SetattrContext context) override;
+  kj::Promise<void> mknod(MknodContext context) override;
+  kj::Promise<void> mkdir(MkdirContext context) override;
+  kj::Promise<void> symlink(SymlinkContext context) override;
+  kj::Promise<void> readlink(ReadlinkContext context) override;
+  kj::Promise<void> link(LinkContext context) override;
+  kj::Promise<void> unlink(UnlinkContext context) override;
+  kj::Promise<void> rmdir(RmdirContext context) override;
+  kj::Promise<void> rename(RenameContext context) override;
+  kj::Promise<void> open(OpenContext context) override;
+  kj::Promise<void> create(CreateContext context) override;
+  kj::Promise<void> release(ReleaseContext context) override;
+  kj::Promise<void> readdir(ReaddirContext context) override;
+  kj::Promise<void> statfs(StatfsContext context) override;
+  kj::Promise<void> setxattr(SetxattrContext context) override;
+  kj::Promise<void> getxattr(GetxattrContext context) override;
+  kj::Promise<void> listxattr(ListxattrContext context) override;
+  kj::Promise<void> removexattr(RemovexattrContext context) override;
+  kj::Promise<void> getExtents(GetExtentsContext context) override;
+  kj::Promise<void> findChunks(FindChunksContext context) override;
+  kj::Promise<void> commitWrite(CommitWriteContext context) override;
+  kj::Promise<void> clusterMap(ClusterMapContext context) override;
+  kj::Promise<void> registerNode(RegisterNodeContext context) override;
+  kj::Promise<void> createVolume(CreateVolumeContext context) override;
+  kj::Promise<void> listVolumes(ListVolumesContext context) override;
+  kj::Promise<void> setVolume(SetVolumeContext context) override;
+  kj::Promise<void> stats(StatsContext context) override;
+  kj::Promise<void> gc(GcContext context) override;
+  kj::Promise<void> version(VersionContext context) override;
+
+ private:
+  MetaNode& node_;
+};
+
+class MetaGatewayImpl final : public proto::MetaGateway::Server {
+ public:
+  explicit MetaGatewayImpl(MetaNode& node) : node_(node) {}
+  // Throws (a `failed` exception the peer sees) for a version other than ours.
+  kj::Promise<void> hello(HelloContext context) override;
+
+ private:
+  MetaNode& node_;
+};
+
+}  // namespace dfs::meta
