@@ -18,8 +18,9 @@ MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
 
 Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::Network* network,
                                                  kj::Timer* timer) {
-  auto store = MetaStore::open(config.dataDir, config.mapSize);
+  auto store = MetaStore::open(config.dataDir, config.mapSize, config.durable ? 0 : MDB_NOSYNC);
   if (!store.ok()) return store.status();
+  if (config.clock) store.value()->setClockForTest(config.clock);
   std::unique_ptr<MetaNode> node(new MetaNode(config, std::move(store).value(), network, timer));
   auto status = node->cluster_.load();
   if (status.ok()) status = node->sessions_.load();

@@ -7,6 +7,7 @@
 
 #include <kj/async-io.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,10 @@ struct MetaConfig {
   int64_t gcGraceNs = int64_t(3600) * 1000000000;
   int64_t gcIntervalNs = int64_t(600) * 1000000000;
   size_t mapSize = size_t(64) << 30;
+  // false: no fsync per commit (tests only; a crash may lose recent commits).
+  bool durable = true;
+  // Wall clock override for tests (null: the real clock).
+  std::function<int64_t()> clock;
 };
 
 class MetaNode {

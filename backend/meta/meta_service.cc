@@ -564,7 +564,9 @@ kj::Promise<void> MetaImpl::stats(StatsContext context) {
 
 kj::Promise<void> MetaImpl::gc(GcContext context) {
   int64_t graceMs = context.getParams().getGraceMs();
-  int64_t graceNs = graceMs < 0 ? node_.config().gcGraceNs : graceMs * 1000000;
+  constexpr int64_t kMaxGraceMs = int64_t(1) << 40;  // keeps graceMs * 1e6 in range
+  int64_t graceNs = graceMs < 0 ? node_.config().gcGraceNs
+                                : std::min(graceMs, kMaxGraceMs) * 1000000;
   return node_.gc().run(graceNs).then([context](Result<GcResult> result) mutable {
     auto results = context.getResults();
     setStatus(results, result.status());

@@ -357,10 +357,12 @@ std::string xattrKey(uint64_t ino, std::string_view name) { return direntKey(ino
 
 int64_t MetaStore::defaultNow() { return nowNs(); }
 
-Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_t mapSize) {
+Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_t mapSize,
+                                                   unsigned lmdbFlags) {
   auto env = LmdbEnv::open(dir, mapSize,
                            {"inodes", "dirents", "extents", "xattrs", "chunks", "volumes", "nodes",
-                            "sessions", "opens", "openers", "orphans", "counters"});
+                            "sessions", "opens", "openers", "orphans", "counters"},
+                           lmdbFlags);
   if (!env.ok()) return env.status();
   std::unique_ptr<MetaStore> store(new MetaStore());
   store->env_ = std::move(env).value();

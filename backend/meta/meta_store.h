@@ -213,8 +213,10 @@ class MetaStore {
   };
 
   // Opens or creates the store in `dir`. `mapSize` bounds the data file.
+  // `lmdbFlags` may add MDB_NOSYNC (tests); by default every commit is fsynced.
   static Result<std::unique_ptr<MetaStore>> open(const std::string& dir,
-                                                 size_t mapSize = size_t(64) << 30);
+                                                 size_t mapSize = size_t(64) << 30,
+                                                 unsigned lmdbFlags = 0);
 
   LmdbEnv& env() { return *env_; }
   const Dbs& dbs() const { return dbs_; }
