@@ -154,7 +154,25 @@ const std::vector<OptionSpec> kChunkSizesSpecs = {
     {"limit", "300M", "bytes of files in the sample (version 1)"},
     {"changed", "5", "percent of files modified in version 2"},
     {"seed", "1", "seed for file choice and modifications"},
+    {"zstd-level", "1", "zstd level for the +zstd columns"},
+    {"avg", "16K,32K,64K,128K", "average chunk sizes to try (min = avg/4, max = avg*4)"},
 };
+
+Result<uint32_t> parseAverage(const std::string& text) {
+  char* end = nullptr;
+  unsigned long value = std::strtoul(text.c_str(), &end, 10);
+  if (end && (*end == 'K' || *end == 'k')) {
+    value <<= 10;
+    ++end;
+  } else if (end && (*end == 'M' || *end == 'm')) {
+    value <<= 20;
+    ++end;
+  }
+  if (end == text.c_str() || *end != '\0' || value < 1024 || value > (32u << 20)) {
+    return Status::error(Code::INVALID, "bad average chunk size '" + text + "'");
+  }
+  return static_cast<uint32_t>(value);
+}
 
 std::vector<std::string> splitList(const std::string& list) {
   std::vector<std::string> out;
@@ -387,6 +405,16 @@ int runChunkSizesBench(int argc, char** argv) {
   const uint64_t limit = limitOption.value();
   const uint64_t seed = static_cast<uint64_t>(seedOption.value());
   const std::vector<std::string> roots = splitList(options.get("corpus"));
+  auto levelOption = options.getInt("zstd-level");
+  if (!levelOption.ok()) die(levelOption.status().message);
+  const int level = static_cast<int>(levelOption.value());
+  std::vector<uint32_t> averages;
+  for (const auto& text : splitList(options.get("avg"))) {
+    auto value = parseAverage(text);
+    if (!value.ok()) die(value.status().message);
+    averages.push_back(value.value());
+  }
+  size_t edits = 0;
 
   // Version 1: a random sample of whole files up to `limit` bytes.
   std::vector<std::string> v1;
@@ -395,7 +423,9 @@ int runChunkSizesBench(int argc, char** argv) {
     if (v1Bytes >= limit) break;
     std::error_code ec;
     uintmax_t fileSize = fs::file_size(path, ec);
-    if (ec || fileSize > limit - v1Bytes + (64u << 20)) continue;
+    // Files that would overshoot the limit by more than 1 MiB are passed over
+    // so the sample stays close to the asked-for size.
+    if (ec || fileSize > limit - v1Bytes + (1u << 20)) continue;
     std::string content;
     if (!readFile(path, &content)) continue;
     v1Bytes += content.size();
@@ -409,7 +439,7 @@ int runChunkSizesBench(int argc, char** argv) {
   for (auto& file : v2) {
     if (rng() % 100 >= static_cast<uint64_t>(changedOption.value())) continue;
     ++changedFiles;
-    for (int edits = 1 + rng() % 3; edits > 0; --edits) {
+    for (int n = 1 + rng() % 3; n > 0; --n, ++edits) {
       std::string patch = randomBytes(1 + rng() % 16, rng());
       size_t at = file.empty() ? 0 : rng() % file.size();
       if (rng() % 2) {
@@ -422,19 +452,21 @@ int runChunkSizesBench(int argc, char** argv) {
   uint64_t v2Bytes = 0;
   for (const auto& f : v2) v2Bytes += f.size();
   const double logical = static_cast<double>(v1Bytes + v2Bytes);
-  std::printf("corpus: %s; %zu files, version 1 %.1f MB, version 2 %.1f MB (%zu files edited)\n\n",
+  std::printf("corpus: %s; %zu files, version 1 %.1f MB, version 2 %.1f MB (%zu files edited, "
+              "%zu edits)\n\n",
               options.get("corpus").c_str(), v1.size(), v1Bytes / 1e6, v2Bytes / 1e6,
-              changedFiles);
+              changedFiles, edits);
 
-  std::printf("%-22s %9s %9s %10s %9s %12s %12s %12s\n", "min/avg/max", "chunk MB/s", "chunks",
-              "chunks/GB", "mean B", "dedup", "+zstd", "+zstd+EC4+2");
-  for (uint32_t avg : {16u << 10, 32u << 10, 64u << 10, 128u << 10}) {
+  std::printf("%-18s %10s %8s %9s %8s %8s %9s %8s %8s %8s\n", "min/avg/max", "chunk MB/s",
+              "chunks", "chunks/GB", "mean B", "dedup", "KB/edit", "+zstd", "+EC4+2", "frag B");
+  for (uint32_t avg : averages) {
     const ChunkerParams params = {avg / 4, avg, avg * 4};
     const FastCdc cdc(params);
     struct ChunkRef {
       const std::string* file;
       size_t offset;
       size_t size;
+      bool secondVersion;
     };
     std::vector<ChunkRef> chunks;
     double chunkSeconds = 0;
@@ -444,7 +476,7 @@ int runChunkSizesBench(int argc, char** argv) {
         size_t offset = 0;
         while (offset < file.size()) {
           size_t n = cdc.nextChunk(bytes(file) + offset, file.size() - offset, true);
-          chunks.push_back({&file, offset, n});
+          chunks.push_back({&file, offset, n, version == &v2});
           offset += n;
         }
         chunkSeconds += secondsSince(start);
@@ -452,6 +484,8 @@ int runChunkSizesBench(int argc, char** argv) {
     }
     std::unordered_set<std::string> seen;
     uint64_t uniqueBytes = 0;
+    uint64_t uniqueV1Bytes = 0;
+    uint64_t uniqueChunks = 0;
     uint64_t compressedBytes = 0;
     uint64_t ecBytes = 0;
     const ErasureCodec* codec = ErasureCodec::get(4, 2).value();
@@ -460,7 +494,9 @@ int runChunkSizesBench(int argc, char** argv) {
       ChunkId id = sha256(data, c.size);
       if (!seen.insert(std::string(id.begin(), id.end())).second) continue;
       uniqueBytes += c.size;
-      auto z = compressChunk(data, c.size, kDefaultZstdLevel);
+      ++uniqueChunks;
+      if (!c.secondVersion) uniqueV1Bytes += c.size;
+      auto z = compressChunk(data, c.size, level);
       size_t stored = z ? z->size() : c.size;
       compressedBytes += stored;
       ecBytes += static_cast<uint64_t>(codec->fragmentSize(stored)) * 6;
@@ -468,14 +504,18 @@ int runChunkSizesBench(int argc, char** argv) {
     char name[64];
     std::snprintf(name, sizeof(name), "%uK/%uK/%uK", params.minSize >> 10, avg >> 10,
                   params.maxSize >> 10);
-    std::printf("%-22s %9.0f %9zu %10.0f %9.0f %12.4f %12.4f %12.4f\n", name,
+    std::printf("%-18s %10.0f %8zu %9.0f %8.0f %8.4f %9.1f %8.4f %8.4f %8.0f\n", name,
                 logical / 1e6 / chunkSeconds, chunks.size(), chunks.size() / (logical / 1e9),
-                logical / chunks.size(), uniqueBytes / logical, compressedBytes / logical,
-                ecBytes / logical);
+                logical / chunks.size(), uniqueBytes / logical,
+                edits ? (uniqueBytes - uniqueV1Bytes) / 1e3 / edits : 0.0,
+                compressedBytes / logical, ecBytes / logical,
+                uniqueChunks ? ecBytes / 6.0 / uniqueChunks : 0.0);
     std::fflush(stdout);
   }
-  std::printf("\ndedup = unique bytes after dedup / logical bytes of both versions; +zstd and "
-              "+zstd+EC4+2 add zstd -%d per unique chunk and 4+2 fragments (with padding).\n",
-              kDefaultZstdLevel);
+  std::printf("\ndedup = unique bytes after dedup / logical bytes of both versions; KB/edit = "
+              "new unique bytes in version 2 per edit; +zstd adds zstd -%d per unique chunk, "
+              "+EC4+2 then 4+2 fragments incl. padding (raw bytes on storage nodes / logical); "
+              "frag B = mean fragment size.\n",
+              level);
   return 0;
 }
