@@ -1,1 +1,212 @@
-int main() { return 1; }
+// dfs-fuse: mounts a DFS volume. See fuse/README.md and docs/mount-options.md.
+//
+//   dfs-fuse META_HOST:PORT:/VOLUME MOUNTPOINT [-f] [-o opt,...]
+//
+// Startup order matters for the mount helper: without -f the process forks
+// first (before any thread exists), the child connects to dfs-meta, mounts the
+// volume and the FUSE file system, and only then tells the waiting parent to
+// exit 0; on failure the parent prints the child's reason and exits non-zero,
+// so `mount` fails with a clear message.
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/client/client.h"
+#include "backend/client/mount_options.h"
+#include "backend/common/logging.h"
+#include "fuse/fuse_ops.h"
+
+namespace {
+
+constexpr int kMaxIdleThreads = 16;
+
+// Pipe from the daemon child to the waiting parent: one status byte
+// (0 = mounted) followed by an error message.
+struct StartupPipe {
+  int fd = -1;
+  void report(int code, const std::string& message) {
+    if (fd < 0) return;
+    char c = char(code);
+    ssize_t ignored = ::write(fd, &c, 1);
+    if (!message.empty()) ignored = ::write(fd, message.data(), message.size());
+    (void)ignored;
+    ::close(fd);
+    fd = -1;
+  }
+};
+
+// Parent side: waits for the child's report and exits with it.
+[[noreturn]] void waitForChild(int readFd, pid_t child) {
+  char code = 1;
+  std::string message;
+  ssize_t n = ::read(readFd, &code, 1);
+  if (n == 1) {
+    char buf[4096];
+    while ((n = ::read(readFd, buf, sizeof(buf))) > 0) message.append(buf, size_t(n));
+  } else {
+    int status = 0;
+    waitpid(child, &status, 0);
+    message = "dfs-fuse: the mount process died during startup";
+    code = 1;
+  }
+  if (!message.empty()) fprintf(stderr, "%s\n", message.c_str());
+  _exit(code == 0 ? 0 : 1);
+}
+
+void switchToSyslog() {
+  try {
+    auto logger = spdlog::syslog_logger_mt("dfs-fuse-syslog", "dfs-fuse", LOG_PID, LOG_DAEMON);
+    logger->set_level(spdlog::default_logger()->level());
+    spdlog::set_default_logger(logger);
+  } catch (...) {
+  }
+}
+
+void detachStdio() {
+  int null = ::open("/dev/null", O_RDWR);
+  if (null < 0) return;
+  dup2(null, 0);
+  dup2(null, 1);
+  dup2(null, 2);
+  if (null > 2) ::close(null);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = dfs::parseMountOptions(argc, argv);
+  if (!parsed.ok()) {
+    fprintf(stderr, "dfs-fuse: %s\n%s", parsed.status().message.c_str(),
+            dfs::mountUsage("dfs-fuse").c_str());
+    return 2;
+  }
+  dfs::MountOptions opts = parsed.value();
+  if (opts.help) {
+    printf("%s", dfs::mountUsage("dfs-fuse").c_str());
+    return 0;
+  }
+  if (opts.version) {
+    printf("dfs-fuse 0.1.0 (protocol %u, libfuse %d)\n", dfs::proto::PROTOCOL_VERSION, fuse_version());
+    return 0;
+  }
+  auto logged = dfs::initLogging("dfs-fuse", opts.logLevel, opts.logJson);
+  if (!logged.ok()) {
+    fprintf(stderr, "dfs-fuse: %s\n", logged.message.c_str());
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  StartupPipe startup;
+  if (!opts.foreground) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      perror("dfs-fuse: pipe");
+      return 1;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+      perror("dfs-fuse: fork");
+      return 1;
+    }
+    if (child > 0) {
+      ::close(fds[1]);
+      waitForChild(fds[0], child);
+    }
+    ::close(fds[0]);
+    startup.fd = fds[1];
+    setsid();
+  }
+
+  auto fail = [&](const std::string& message) {
+    spdlog::error("{}", message);
+    startup.report(1, "dfs-fuse: " + message);
+    return 1;
+  };
+
+  dfs::ClientOptions clientOptions;
+  clientOptions.meta.address = opts.source.metaAddress;
+  clientOptions.meta.volume = opts.source.volume;
+  char host[256] = "?";
+  gethostname(host, sizeof(host) - 1);
+  clientOptions.meta.clientName = std::string("dfs-fuse@") + host + ":" + std::to_string(getpid());
+  clientOptions.meta.opTimeoutMs = opts.opTimeoutMs;
+  dfs::Client client(clientOptions);
+  dfs::Status started = client.start();
+  if (!started.ok()) {
+    return fail("cannot mount volume '" + opts.source.volume + "' from " +
+                opts.source.metaAddress + ": " + started.message);
+  }
+  dfs::VolumeInfo volume = client.meta().volume();
+  spdlog::info("mounted volume '{}' (id {}, root inode {}, EC {}+{}, chunks {}/{}/{}, inline <= {})",
+               volume.name, volume.id, volume.rootIno, volume.ecK, volume.ecM, volume.chunkMin,
+               volume.chunkAvg, volume.chunkMax, volume.inlineThreshold);
+
+  dfs::FuseContext context;
+  context.client = &client;
+  context.rootIno = volume.rootIno;
+  context.entryTimeoutSec = opts.entryTimeoutSec;
+  context.attrTimeoutSec = opts.attrTimeoutSec;
+
+  std::string mountOpts = "default_permissions,fsname=dfs:" + opts.source.metaAddress + "/" +
+                          opts.source.volume + ",subtype=dfs";
+  if (geteuid() == 0) mountOpts += ",allow_other";
+  for (const auto& o : opts.fuseOptions) {
+    if (o == "allow_other" && geteuid() == 0) continue;
+    if (o == "default_permissions") continue;
+    mountOpts += "," + o;
+  }
+  std::vector<std::string> fuseArgv = {argv[0], "-o", mountOpts};
+  if (opts.debug) fuseArgv.push_back("-d");
+  std::vector<char*> cargv;
+  for (auto& a : fuseArgv) cargv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(int(cargv.size()), cargv.data());
+
+  fuse_session* session = fuse_session_new(&args, &dfs::fuseOps(), sizeof(fuse_lowlevel_ops), &context);
+  if (!session) return fail("invalid FUSE options: " + mountOpts);
+  if (fuse_set_signal_handlers(session) != 0) {
+    fuse_session_destroy(session);
+    return fail("cannot install signal handlers");
+  }
+  if (fuse_session_mount(session, opts.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(session);
+    fuse_session_destroy(session);
+    return fail("cannot mount FUSE file system at " + opts.mountpoint);
+  }
+  spdlog::info("serving {} at {}", opts.source.metaAddress + ":/" + opts.source.volume,
+               opts.mountpoint);
+  if (!opts.foreground) {
+    switchToSyslog();
+    if (chdir("/") != 0) spdlog::warn("chdir / failed");
+    detachStdio();
+    startup.report(0, "");
+  }
+
+  fuse_loop_config config;
+  memset(&config, 0, sizeof(config));
+  config.clone_fd = 0;
+  config.max_idle_threads = kMaxIdleThreads;
+  int loopResult = fuse_session_loop_mt(session, &config);
+
+  spdlog::info("unmounting {}", opts.mountpoint);
+  dfs::Status stopped = client.stop();  // commits buffered writes, ends the session
+  if (!stopped.ok()) spdlog::error("flushing at exit failed: {}", stopped.message);
+  fuse_session_unmount(session);
+  fuse_remove_signal_handlers(session);
+  fuse_session_destroy(session);
+  fuse_opt_free_args(&args);
+  // A signal (SIGTERM/SIGINT) ending the loop is a clean exit.
+  if (loopResult < 0) {
+    spdlog::error("FUSE loop failed: {}", strerror(-loopResult));
+    return 1;
+  }
+  return stopped.ok() ? 0 : 1;
+}

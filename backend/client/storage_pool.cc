@@ -261,6 +261,5 @@ std::vector<FetchResult> StoragePool::fetch(const std::vector<FetchRequest>& req
   return results;
 }
 
-void StoragePool::reset() {}
 
 }  // namespace dfs

@@ -60,8 +60,6 @@ class StoragePool {
   std::future<PutOutcome> put(std::vector<FragmentPut> fragments);
   // `results` gets one entry per request.
   std::vector<FetchResult> fetch(const std::vector<FetchRequest>& requests);
-  // Forgets every connection (e.g. after the cluster map changed addresses).
-  void reset();
 
   class Pool;  // loop-thread state, defined in storage_pool.cc
 

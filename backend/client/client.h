@@ -1,0 +1,46 @@
+// The client core as one object: the RPC thread, the metadata client, the
+// storage connections and the data path, wired together and torn down in the
+// right order. Knows nothing of FUSE; dfs-fuse, dfsctl and dfs-bench use it.
+//
+// Threads: start()/stop() from the owning thread; meta()/data() from any thread
+// (see MetaClient and DataPath).
+#pragma once
+
+#include <memory>
+
+#include "backend/client/data_path.h"
+#include "backend/client/meta_client.h"
+#include "backend/client/rpc_loop.h"
+#include "backend/client/storage_pool.h"
+
+namespace dfs {
+
+struct ClientOptions {
+  MetaClientOptions meta;
+  DataPathOptions data;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+  ~Client();
+
+  // Connects to dfs-meta and mounts the volume (fails with the server's reason).
+  Status start();
+  // Commits every buffered byte and ends the session.
+  Status stop();
+
+  MetaClient& meta() { return *meta_; }
+  DataPath& data() { return *data_; }
+
+ private:
+  // Declaration order is destruction order in reverse: the data path stops
+  // before the connections, the connections before the loop thread.
+  std::unique_ptr<RpcLoop> loop_;
+  std::unique_ptr<MetaClient> meta_;
+  std::unique_ptr<StoragePool> storage_;
+  std::unique_ptr<DataPath> data_;
+  bool stopped_ = false;
+};
+
+}  // namespace dfs

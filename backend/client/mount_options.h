@@ -1,0 +1,43 @@
+// The dfs-fuse command line: `dfs-fuse META_HOST:PORT:/VOLUME MOUNTPOINT [-f] [-o opt,...]`,
+// also as run by mount.fuse3 for `mount -t fuse.dfs-fuse SOURCE MNT -o opts`.
+// dfs options inside -o are consumed here; every other -o option is passed on to
+// FUSE unchanged (ro, allow_other, ...). Pure parsing, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/common/status.h"
+
+namespace dfs {
+
+struct MountSource {
+  std::string metaAddress;  // host:port
+  std::string volume;
+};
+
+// Everything before the last ":/" is the metadata address, after it the volume.
+Result<MountSource> parseMountSource(const std::string& source);
+
+struct MountOptions {
+  MountSource source;
+  std::string mountpoint;
+  bool foreground = false;
+  bool help = false;
+  bool version = false;
+  int64_t opTimeoutMs = 15000;
+  double entryTimeoutSec = 1.0;
+  double attrTimeoutSec = 1.0;
+  std::string logLevel = "info";
+  bool logJson = false;
+  std::vector<std::string> fuseOptions;  // -o options passed through to FUSE
+  bool debug = false;                    // -d: FUSE debug output (implies -f)
+};
+
+// argv as given to dfs-fuse. Unknown dfs-style options (op_timeout=x with a bad
+// value, or `-x` flags) are errors with a clear message.
+Result<MountOptions> parseMountOptions(int argc, const char* const* argv);
+std::string mountUsage(const std::string& program);
+
+}  // namespace dfs
