@@ -45,3 +45,10 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
+
+# Packages (see packaging/README.md): .deb files into build-deb/, .rpm files into build-rpm/.
+.PHONY: deb rpm
+deb:
+	packaging/deb/build-deb.sh "$(CURDIR)/build-deb"
+rpm:
+	packaging/rpm/build-rpm.sh "$(CURDIR)/build-rpm"
