@@ -83,7 +83,7 @@ std::vector<ChunkRecord> removeUnreferencedChunks(WriteTxn& wtx, int64_t zeroBef
       *after = std::string(cursor.key());
       auto record = decodeChunk(cursor.key(), cursor.value());
       if (!record.ok()) continue;
-      if (record.value().refcount != 0 || record.value().zeroSinceNs >= zeroBeforeNs) continue;
+      if (record.value().refcount != 0 || record.value().zeroSinceNs > zeroBeforeNs) continue;
       removed.push_back(std::move(record).value());
     }
     if (!cursor.valid()) after->clear();  // scan complete

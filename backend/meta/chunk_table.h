@@ -27,7 +27,7 @@ void addChunkRef(WriteTxn& wtx, const std::string& id);
 // refcount -= 1; at 0 the chunk starts its grace period.
 void dropChunkRef(WriteTxn& wtx, const std::string& id);
 
-// Removes up to `max` chunk records with refcount 0 since before `zeroBeforeNs` and
+// Removes up to `max` chunk records with refcount 0 since `zeroBeforeNs` or earlier and
 // returns them, so that their fragments can be deleted once the transaction
 // committed. `after` continues a scan (empty: from the first id).
 std::vector<ChunkRecord> removeUnreferencedChunks(WriteTxn& wtx, int64_t zeroBeforeNs,

@@ -7,40 +7,14 @@
 #include <filesystem>
 
 #include "backend/meta/meta_node.h"
+#include "tests/unit/meta/temp_node.h"
 
 using namespace dfs;
 using namespace dfs::meta;
 
 namespace {
 
-// A metadata node in a fresh temporary directory, with a controllable clock.
-struct TempNode {
-  std::string dir;
-  int64_t clock = int64_t(1700000000) * 1000000000;
-  std::unique_ptr<MetaNode> node;
-  TempNode() {
-    char tmpl[] = "/tmp/dfs-meta-ns-XXXXXX";
-    dir = mkdtemp(tmpl);
-    reopen();
-  }
-  ~TempNode() {
-    node.reset();
-    std::filesystem::remove_all(dir);
-  }
-  void reopen() {
-    node.reset();
-    MetaConfig config;
-    config.dataDir = dir;
-    config.mapSize = size_t(512) << 20;
-    config.durable = false;
-    config.clock = [this]() { return clock; };
-    auto opened = MetaNode::open(config);
-    REQUIRE(opened.ok());
-    node = std::move(opened).value();
-  }
-  Namespace& ns() { return node->names(); }
-  uint64_t root() { return node->volumes().find("default").value().rootIno; }
-};
+using testing::TempNode;
 
 const Caller kUser{1000, 1000};
 const Caller kRoot{0, 0};

@@ -1,0 +1,193 @@
+#include "backend/meta/garbage_collector.h"
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <kj/async-io.h>
+#include <set>
+
+#include "backend/common/rpc.h"
+#include "backend/meta/chunk_table.h"
+#include "backend/meta/extent_map.h"
+#include "tests/unit/meta/temp_node.h"
+
+using namespace dfs;
+using namespace dfs::meta;
+using namespace dfs::meta::testing;
+
+namespace {
+
+const Caller kUser{1000, 1000};
+constexpr int64_t kHour = int64_t(3600) * 1000000000;
+
+CommitResult commitChunk(TempNode& t, uint64_t ino, char seed, bool offer) {
+  CommitRequest r;
+  r.ino = ino;
+  r.extents.push_back(chunkExtent(0, 100, seed));
+  if (offer) r.newChunks.push_back(makeChunk(seed, 100));
+  r.newSize = 100;
+  r.setSize = true;
+  return commitWrite(t.node->store(), r);
+}
+
+// A storage node that keeps fragment ids in memory.
+class FakeStorage final : public proto::Storage::Server {
+ public:
+  std::set<std::string> fragments;
+  kj::Promise<void> delete_(DeleteContext context) override {
+    uint32_t n = 0;
+    for (auto id : context.getParams().getIds()) {
+      n += fragments.erase(std::string(reinterpret_cast<const char*>(id.begin()), id.size()));
+    }
+    context.getResults().setDeleted(n);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> list(ListContext context) override {
+    auto params = context.getParams();
+    std::string after(reinterpret_cast<const char*>(params.getAfter().begin()), params.getAfter().size());
+    std::vector<std::string> page;
+    auto it = after.empty() ? fragments.begin() : fragments.upper_bound(after);
+    for (; it != fragments.end() && page.size() < params.getMax(); ++it) page.push_back(*it);
+    auto ids = context.getResults().initIds(unsigned(page.size()));
+    for (size_t i = 0; i < page.size(); ++i) {
+      ids.set(unsigned(i), capnp::Data::Reader(reinterpret_cast<const kj::byte*>(page[i].data()), page[i].size()));
+    }
+    context.getResults().setEof(it == fragments.end());
+    return kj::READY_NOW;
+  }
+};
+
+class FakeGateway final : public proto::StorageGateway::Server {
+ public:
+  explicit FakeGateway(proto::Storage::Client storage) : storage_(kj::mv(storage)) {}
+  kj::Promise<void> hello(HelloContext context) override {
+    context.getResults().setStorage(storage_);
+    context.getResults().setServerVersion(1);
+    return kj::READY_NOW;
+  }
+
+ private:
+  proto::Storage::Client storage_;
+};
+
+}  // namespace
+
+TEST_CASE("gc: refcount-0 chunks are collected only after the grace period") {
+  kj::EventLoop loop;
+  kj::WaitScope waitScope(loop);
+  TempNode t;
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commitChunk(t, f.ino, 'A', true).status.ok());
+  REQUIRE(t.ns().unlink(t.root(), "f", kUser).ok());
+  CHECK(t.node->store().stats().unreferencedChunks == 1);
+
+  auto early = t.node->gc().run(kHour).wait(waitScope);
+  REQUIRE(early.ok());
+  CHECK(early.value().chunksDeleted == 0);
+  CHECK(findChunks(t.node->store(), {std::string(32, 'A')})[0]);
+
+  t.clock += 2 * kHour;
+  auto late = t.node->gc().run(kHour).wait(waitScope);
+  REQUIRE(late.ok());
+  CHECK(late.value().chunksDeleted == 1);
+  CHECK(late.value().bytesFreed == 6 * 25);
+  CHECK_FALSE(findChunks(t.node->store(), {std::string(32, 'A')})[0]);
+  auto s = t.node->store().stats();
+  CHECK(s.chunks == 0);
+  CHECK(s.rawBytes == 0);
+  CHECK(s.unreferencedChunks == 0);
+}
+
+TEST_CASE("gc race: chunk collected between findChunks and commitWrite -> MISSING_CHUNKS") {
+  kj::EventLoop loop;
+  kj::WaitScope waitScope(loop);
+  TempNode t;
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  auto g = t.ns().mknod(t.root(), "g", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commitChunk(t, f.ino, 'A', true).status.ok());
+  SetAttrRequest cut;
+  cut.setSize = true;
+  cut.size = 0;
+  REQUIRE(t.ns().setattr(f.ino, cut, kUser).ok());  // A now unreferenced
+
+  // Client: "does A exist?" -> yes (refcount 0 awaiting GC still counts), so it skips the upload.
+  REQUIRE(findChunks(t.node->store(), {std::string(32, 'A'), std::string(32, 'Z')}) ==
+          std::vector<bool>{true, false});
+  // A commit now would revive A...
+  // ...but GC gets there first.
+  auto collected = t.node->gc().run(0).wait(waitScope);
+  REQUIRE(collected.ok());
+  CHECK(collected.value().chunksDeleted == 1);
+  // The client's commit must fail, naming the chunk, and change nothing.
+  auto failed = commitChunk(t, g.ino, 'A', false);
+  CHECK(failed.status.code == Code::MISSING_CHUNKS);
+  REQUIRE(failed.missing == std::vector<std::string>{std::string(32, 'A')});
+  CHECK(t.ns().getattr(g.ino).value().dataVersion == 0);
+  CHECK(t.node->store().stats().chunks == 0);
+  // Re-upload and retry with the chunk offered: succeeds.
+  auto retried = commitChunk(t, g.ino, 'A', true);
+  REQUIRE(retried.status.ok());
+  CHECK(t.node->store().stats().chunks == 1);
+  CHECK(t.node->store().stats().uniqueBytes == 100);
+
+  // A chunk with refcount 0 that has not been collected yet is revived by a commit.
+  REQUIRE(t.ns().setattr(g.ino, cut, kUser).ok());
+  CHECK(t.node->store().stats().unreferencedChunks == 1);
+  REQUIRE(commitChunk(t, g.ino, 'A', false).status.ok());
+  CHECK(t.node->store().stats().unreferencedChunks == 0);
+  t.clock += 2 * kHour;
+  CHECK(t.node->gc().run(kHour).wait(waitScope).value().chunksDeleted == 0);
+}
+
+TEST_CASE("gc: deletes fragments on storage nodes, and orphan fragments") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  // Re-open with networking so that GC talks to the fake storage nodes.
+  t.node.reset();
+  MetaConfig config;
+  config.dataDir = t.dir;
+  config.mapSize = size_t(512) << 20;
+  config.durable = false;
+  config.clock = [&t]() { return t.clock; };
+  auto opened = MetaNode::open(config, &io.provider->getNetwork(), &io.provider->getTimer());
+  REQUIRE(opened.ok());
+  t.node = std::move(opened).value();
+
+  std::vector<FakeStorage*> stores;
+  std::vector<kj::Own<kj::ConnectionReceiver>> listeners;
+  std::vector<kj::Promise<void>> servers;
+  for (int i = 1; i <= 6; ++i) {
+    auto storage = kj::heap<FakeStorage>();
+    stores.push_back(storage.get());
+    proto::Storage::Client storageClient = kj::mv(storage);
+    capnp::Capability::Client gateway = kj::heap<FakeGateway>(storageClient);
+    auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+    std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+    REQUIRE(t.node->cluster().registerNode("node" + std::to_string(i), address, 1 << 30, 0, 0, "").value() == uint32_t(i));
+    servers.push_back(serveRpc(*listener, gateway, "fake-storage").eagerlyEvaluate(nullptr));
+    listeners.push_back(kj::mv(listener));
+  }
+  auto fragment = [](char seed, int index) { return std::string(32, seed) + char(index); };
+  // Chunk A (placement: fragment i on node i+1) and B stay referenced; A is then freed.
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  auto g = t.ns().mknod(t.root(), "g", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commitChunk(t, f.ino, 'A', true).status.ok());
+  REQUIRE(commitChunk(t, g.ino, 'B', true).status.ok());
+  for (int i = 0; i < 6; ++i) {
+    stores[i]->fragments.insert(fragment('A', i));
+    stores[i]->fragments.insert(fragment('B', i));
+  }
+  stores[0]->fragments.insert(fragment('B', 3));  // B's fragment 3 in the wrong place
+  stores[2]->fragments.insert(fragment('Q', 0));  // never committed (client died)
+  REQUIRE(t.ns().unlink(t.root(), "f", kUser).ok());
+
+  auto result = t.node->gc().run(0).wait(io.waitScope);
+  REQUIRE(result.ok());
+  CHECK(result.value().chunksDeleted == 1);
+  CHECK(result.value().fragmentsDeleted == 6);
+  CHECK(result.value().orphanFragmentsDeleted == 2);
+  for (int i = 0; i < 6; ++i) {
+    CHECK(stores[i]->fragments == std::set<std::string>{fragment('B', i)});
+  }
+  CHECK_FALSE(t.node->gc().running());
+}
