@@ -706,8 +706,16 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
     newInfo.liveRecords += 1;
   }
   source = Status{};  // release our handle before the file may be removed
-  bool removeFile = finished && group.info(victim).liveRecords == 0;
-  if (removeFile) group.dropped.push_back(victim);
+  // The locations index is authoritative: once it lists nothing more for the
+  // victim, no fragment lives there, whatever the counters say.
+  bool removeFile = finished;
+  if (removeFile) {
+    if (group.info(victim).liveRecords != 0) {
+      spdlog::error("compaction: extent {} accounting said {} live records but none are indexed",
+                    extentFileName(victim), group.info(victim).liveRecords);
+    }
+    group.dropped.push_back(victim);
+  }
   Status s = commitGroup(group, txn);
   if (!s.ok()) return s;
   if (removeFile) {

@@ -72,7 +72,15 @@ int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOpt
     spdlog::error("cannot listen on {}: {}", listenAddress, e->getDescription().cStr());
     return 1;
   }
+  // With --listen HOST:0 the kernel picks the port; report and advertise the real one.
+  if (listenAddress.size() > 2 && listenAddress.compare(listenAddress.size() - 2, 2, ":0") == 0) {
+    listenAddress = listenAddress.substr(0, listenAddress.size() - 1) + std::to_string(listener->getPort());
+  }
   std::string advertise = options.isSet("advertise") ? options.get("advertise") : listenAddress;
+  if (advertise.rfind("0.0.0.0:", 0) == 0 || advertise.rfind("[::]:", 0) == 0) {
+    spdlog::warn("advertising {} to the metadata node; clients cannot connect to a wildcard address, "
+                 "set --advertise", advertise);
+  }
 
   auto writer = std::make_unique<dfs::StoreWriter>(*store);
   dfs::proto::Storage::Client storage = kj::heap<dfs::StorageImpl>(*store, *writer, uuid.value());
