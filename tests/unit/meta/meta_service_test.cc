@@ -1,0 +1,181 @@
+#include "backend/meta/meta_service.h"
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include "backend/common/rpc.h"
+#include "tests/unit/meta/temp_node.h"
+
+using namespace dfs;
+using namespace dfs::meta;
+using namespace dfs::meta::testing;
+
+namespace {
+
+capnp::Data::Reader data(const char* s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s), strlen(s));
+}
+
+}  // namespace
+
+TEST_CASE("rpc: hello checks the protocol version; calls over a real connection") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
+  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
+  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  auto connection = connectRpc(io.provider->getNetwork(), address).wait(io.waitScope);
+  auto gateway = connection->bootstrapAs<proto::MetaGateway>();
+
+  {
+    auto request = gateway.helloRequest();
+    request.setVersion(2);
+    request.setPeer("future client");
+    try {
+      request.send().wait(io.waitScope);
+      FAIL("hello with version 2 must fail");
+    } catch (const kj::Exception& e) {
+      CHECK(std::string(e.getDescription().cStr()).find("unsupported protocol version 2 (this server speaks 1)") !=
+            std::string::npos);
+    }
+  }
+  // The connection and server survive a refused hello.
+  auto hello = gateway.helloRequest();
+  hello.setVersion(proto::PROTOCOL_VERSION);
+  hello.setPeer("test");
+  auto helloResponse = hello.send().wait(io.waitScope);
+  CHECK(helloResponse.getServerVersion() == 1);
+  auto meta = helloResponse.getMeta();
+
+  auto badMount = meta.mountRequest();
+  badMount.setVolume("x");
+  auto badMountResponse = badMount.send().wait(io.waitScope);
+  CHECK(badMountResponse.getStatus().getCode() == proto::Code::NOT_FOUND);
+  CHECK(std::string(badMountResponse.getStatus().getMessage().cStr()) == "no such volume 'x'");
+
+  auto mount = meta.mountRequest();
+  mount.setVolume("default");
+  mount.setClient("test");
+  auto mounted = mount.send().wait(io.waitScope);
+  REQUIRE(mounted.getStatus().getCode() == proto::Code::OK);
+  uint64_t root = mounted.getVolume().getRootIno();
+  CHECK(mounted.getVolume().getEcK() == 4);
+  CHECK(mounted.getVolume().getInlineThreshold() == 4096);
+  CHECK(mounted.getLeaseMs() == 30000);
+
+  auto create = meta.createRequest();
+  create.setSessionId(mounted.getSessionId());
+  create.setParent(root);
+  create.setName(data("hello.txt"));
+  create.setMode(0644);
+  create.setExclusive(true);
+  create.initCaller().setUid(1000);
+  auto created = create.send().wait(io.waitScope);
+  REQUIRE(created.getStatus().getCode() == proto::Code::OK);
+  uint64_t ino = created.getAttr().getIno();
+  CHECK(created.getAttr().getUid() == 1000);
+  CHECK(S_ISREG(created.getAttr().getMode()));
+
+  std::string id(32, 'C');
+  auto makeCommit = [&](bool offerChunk) {
+    auto commit = meta.commitWriteRequest();
+    commit.setIno(ino);
+    auto extents = commit.initExtents(2);
+    extents[0].setFileOffset(0);
+    extents[0].setLength(5);
+    extents[0].setInline(data("hello"));
+    extents[1].setFileOffset(5);
+    extents[1].setLength(64);
+    auto ref = extents[1].initChunk();
+    ref.setId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
+    commit.setNewSize(69);
+    if (offerChunk) {
+      auto chunks = commit.initNewChunks(1);
+      chunks[0].setId(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
+      chunks[0].setPlainSize(64);
+      chunks[0].setStoredSize(64);
+      chunks[0].setK(1);
+      chunks[0].setM(1);
+      chunks[0].setFragmentSize(64);
+      chunks[0].initNodes(2).set(1, 2);
+      chunks[0].initFragmentChecksums(2);
+    }
+    return commit;
+  };
+  auto missing = makeCommit(false).send().wait(io.waitScope);
+  CHECK(missing.getStatus().getCode() == proto::Code::MISSING_CHUNKS);
+  REQUIRE(missing.getMissing().size() == 1);
+  CHECK(missing.getMissing()[0].size() == 32);
+  auto committed = makeCommit(true).send().wait(io.waitScope);
+  REQUIRE(committed.getStatus().getCode() == proto::Code::OK);
+  CHECK(committed.getAttr().getSize() == 69);
+  CHECK(committed.getAttr().getStoredBytes() == 69);
+
+  auto read = meta.getExtentsRequest();
+  read.setIno(ino);
+  read.setOffset(3);
+  read.setLength(1000);
+  auto got = read.send().wait(io.waitScope);
+  REQUIRE(got.getStatus().getCode() == proto::Code::OK);
+  REQUIRE(got.getExtents().size() == 2);
+  CHECK(got.getExtents()[0].isInline());
+  CHECK(got.getExtents()[0].getInline().size() == 2);
+  CHECK(got.getExtents()[1].isChunk());
+  CHECK(got.getChunks().size() == 1);
+  CHECK(got.getChunks()[0].getNodes().size() == 2);
+
+  auto find = meta.findChunksRequest();
+  auto ids = find.initIds(2);
+  ids.set(0, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
+  ids.set(1, data("short"));
+  auto found = find.send().wait(io.waitScope);
+  REQUIRE(found.getPresent().size() == 2);
+  CHECK(found.getPresent()[0]);
+  CHECK_FALSE(found.getPresent()[1]);
+
+  auto readdir = meta.readdirRequest();
+  readdir.setIno(root);
+  readdir.setMax(10);
+  readdir.setPlus(true);
+  auto listing = readdir.send().wait(io.waitScope);
+  REQUIRE(listing.getEntries().size() == 1);
+  CHECK(listing.getEof());
+  CHECK(listing.getEntries()[0].getHasAttr());
+  CHECK(listing.getEntries()[0].getAttr().getSize() == 69);
+
+  auto stats = meta.statsRequest().send().wait(io.waitScope).getStats();
+  CHECK(stats.getLogicalBytes() == 69);
+  CHECK(stats.getRawBytes() == 128);
+
+  auto volume = meta.createVolumeRequest();
+  volume.initSpec().setName("big");
+  volume.getSpec().setEcK(4);
+  volume.getSpec().setEcM(2);
+  auto refused = volume.send().wait(io.waitScope);
+  CHECK(refused.getStatus().getCode() == proto::Code::UNAVAILABLE);
+  CHECK(std::string(refused.getStatus().getMessage().cStr()) ==
+        "volume needs 6 storage nodes (4+2), only 0 are up");
+
+  auto reg = meta.registerNodeRequest();
+  reg.setUuid("u1");
+  reg.setAddress("127.0.0.1:9");
+  reg.setCapacityBytes(1000);
+  reg.setUsedBytes(100);
+  auto registered = reg.send().wait(io.waitScope);
+  CHECK(registered.getNodeId() == 1);
+  CHECK(registered.getHeartbeatMs() == 1000);
+  auto statfs = meta.statfsRequest().send().wait(io.waitScope).getStatfs();
+  CHECK(statfs.getTotalBytes() == 1000);
+  CHECK(statfs.getFreeBytes() == 900);
+  auto map = meta.clusterMapRequest().send().wait(io.waitScope);
+  REQUIRE(map.getNodes().size() == 1);
+  CHECK(map.getNodes()[0].getState() == proto::NodeInfo::NodeState::UP);
+
+  auto gc = meta.gcRequest();
+  gc.setGraceMs(-1);
+  CHECK(gc.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+}
