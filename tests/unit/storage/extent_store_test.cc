@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -388,4 +389,46 @@ TEST_CASE("extent store: list in id order, after a key, before a time") {
   REQUIRE(store->list("", 100, 1005, &ids, &eof).ok());
   CHECK(ids.size() == 5);
   CHECK(eof);
+}
+
+TEST_CASE("extent store: an index written by a newer format is refused with a clear error") {
+  TempDir dir;
+  { auto store = openStore(optionsFor(dir.path)); }
+  {
+    auto env = dfs::LmdbEnv::open(dir.path + "/index", size_t(1) << 30, {"meta"});
+    REQUIRE(env.ok());
+    dfs::LmdbTxn txn(*env.value(), dfs::LmdbTxn::Mode::kWrite);
+    std::string two;
+    dfs::appendBigEndian32(two, 2);
+    REQUIRE(txn.put(env.value()->dbi("meta"), "format", two).ok());
+    REQUIRE(txn.commit().ok());
+  }
+  auto store = ExtentStore::open(optionsFor(dir.path));
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.status().code == Code::INVALID);
+  CHECK(store.status().message.find("format version 2") != std::string::npos);
+}
+
+TEST_CASE("extent store: put throughput with concurrent writers", "[.bench]") {
+  TempDir dir;
+  auto store = openStore(optionsFor(dir.path));
+  constexpr int kThreads = 8, kPerThread = 64;
+  constexpr size_t kSize = 1 << 20;
+  std::vector<Owned> fragments;
+  for (int i = 0; i < kThreads * kPerThread; ++i) fragments.push_back(make(uint32_t(i), kSize));
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) REQUIRE(putOne(*store, fragments[t * kPerThread + i]).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  WARN("put: " << (kThreads * kPerThread * kSize / seconds / 1e6) << " MB/s, "
+               << store->stats().groupCommits << " group commits");
+  start = std::chrono::steady_clock::now();
+  for (auto& f : fragments) REQUIRE(store->get(f.id).ok());
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  WARN("get (page cache): " << (kThreads * kPerThread * kSize / seconds / 1e6) << " MB/s");
 }
