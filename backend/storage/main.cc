@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "backend/common/http_server.h"
 #include "backend/common/logging.h"
+#include "backend/common/metrics.h"
 #include "backend/common/options.h"
 #include "backend/common/rpc.h"
 #include "backend/storage/extent_store.h"
@@ -33,6 +35,7 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"label", "", "failure-domain label (e.g. rack or host name)"},
       {"capacity", "", "bytes this node may use, e.g. 500G (default: size of the file system)"},
       {"max-extent-size", "256M", "extent files are rolled at this size"},
+      {"metrics-listen", "", "host:port for Prometheus /metrics and /health (default: off)"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines instead of text", true},
   };
@@ -82,6 +85,39 @@ int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOpt
                  "set --advertise", advertise);
   }
 
+  // Store gauges are computed when scraped (on the HTTP thread; stats() is thread-safe).
+  std::vector<dfs::MetricsCallbackHandle> gauges;
+  dfs::ExtentStore* statsSource = store.get();
+  auto addGauge = [&](const char* name, const char* help, std::function<double(const dfs::StoreStats&)> pick) {
+    gauges.push_back(dfs::metrics().gaugeCallback(name, help, {}, [statsSource, pick]() {
+      return pick(statsSource->stats());
+    }));
+  };
+  addGauge("dfs_storage_capacity_bytes", "Bytes this node may use",
+           [](const dfs::StoreStats& s) { return double(s.capacityBytes); });
+  addGauge("dfs_storage_used_bytes", "Bytes in extent files, live and garbage",
+           [](const dfs::StoreStats& s) { return double(s.usedBytes); });
+  addGauge("dfs_storage_live_bytes", "Record bytes of stored fragments",
+           [](const dfs::StoreStats& s) { return double(s.liveBytes); });
+  addGauge("dfs_storage_fragments", "Fragments stored",
+           [](const dfs::StoreStats& s) { return double(s.fragments); });
+  addGauge("dfs_storage_extents", "Extent files",
+           [](const dfs::StoreStats& s) { return double(s.extents); });
+  addGauge("dfs_storage_corrupt_fragments", "Checksum failures found by reads since start",
+           [](const dfs::StoreStats& s) { return double(s.corruptFragments); });
+  addGauge("dfs_storage_group_commits", "fdatasync + index commit rounds since start",
+           [](const dfs::StoreStats& s) { return double(s.groupCommits); });
+  std::unique_ptr<dfs::HttpServer> metricsServer;
+  if (!options.get("metrics-listen").empty()) {
+    metricsServer = std::make_unique<dfs::HttpServer>();
+    dfs::Status started = metricsServer->start(options.get("metrics-listen"));
+    if (!started.ok()) {
+      spdlog::error("cannot serve metrics: {}", started.message);
+      return 1;
+    }
+    spdlog::info("metrics on port {} (/metrics, /health)", metricsServer->port());
+  }
+
   auto writer = std::make_unique<dfs::StoreWriter>(*store);
   dfs::proto::Storage::Client storage = kj::heap<dfs::StorageImpl>(*store, *writer, uuid.value());
   capnp::Capability::Client gateway = kj::heap<dfs::StorageGatewayImpl>(storage);
@@ -127,6 +163,8 @@ int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOpt
   storage = nullptr;
   io.waitScope.poll();
   writer.reset();
+  if (metricsServer) metricsServer->stop();
+  gauges.clear();
   auto stats = store->stats();
   store.reset();
   spdlog::info("dfs-storage stopped: {} fragments, {} bytes used", stats.fragments, stats.usedBytes);

@@ -21,12 +21,35 @@ void setStatus(proto::Status::Builder builder, const Status& status) { toProto(s
 
 }  // namespace
 
+StorageImpl::OpMetrics StorageImpl::opMetrics(const std::string& op) {
+  MetricLabels labels{{"op", op}};
+  return OpMetrics{
+      metrics().counter("dfs_storage_requests_total", "Storage RPCs received, by operation", labels),
+      metrics().counter("dfs_storage_request_failures_total",
+                        "Storage RPCs answered with a status other than ok, by operation", labels),
+      metrics().histogram("dfs_storage_request_seconds",
+                          "Storage RPC latency from receipt to reply (put: until durable)", labels)};
+}
+
 StorageImpl::StorageImpl(ExtentStore& store, StoreWriter& writer, std::string uuid)
-    : store_(store), writer_(writer), uuid_(std::move(uuid)) {}
+    : store_(store),
+      writer_(writer),
+      uuid_(std::move(uuid)),
+      putMetrics_(opMetrics("put")),
+      getMetrics_(opMetrics("get")),
+      deleteMetrics_(opMetrics("delete")),
+      listMetrics_(opMetrics("list")),
+      bytesWritten_(metrics().counter("dfs_storage_put_bytes_total",
+                                      "Fragment bytes received in put calls that succeeded")),
+      bytesRead_(metrics().counter("dfs_storage_get_bytes_total",
+                                   "Fragment bytes returned by get calls")) {}
 
 kj::Promise<void> StorageImpl::put(PutContext context) {
+  putMetrics_.requests.inc();
+  auto timer = kj::heap<ScopedLatencyTimer>(putMetrics_.seconds);
   auto fragments = context.getParams().getFragments();
   auto refuse = [&](std::string message) {
+    putMetrics_.failures.inc();
     spdlog::warn("put refused: {}", message);
     setStatus(context.getResults().initStatus(), Status::error(Code::INVALID, std::move(message)));
     return kj::READY_NOW;
@@ -57,34 +80,51 @@ kj::Promise<void> StorageImpl::put(PutContext context) {
     context.getResults().initStatus().setCode(Code::OK);
     return kj::READY_NOW;
   }
+  uint64_t bytes = 0;
+  for (const auto& f : owned) bytes += f.data.size();
   context.releaseParams();  // the bytes are copied; free the message early
-  return writer_.put(std::move(owned)).then([context](Status status) mutable {
-    setStatus(context.getResults().initStatus(), status);
-  });
+  return writer_.put(std::move(owned))
+      .then([this, context, bytes](Status status) mutable {
+        if (status.ok()) {
+          bytesWritten_.inc(bytes);
+        } else {
+          putMetrics_.failures.inc();
+        }
+        setStatus(context.getResults().initStatus(), status);
+      })
+      .attach(kj::mv(timer));
 }
 
 kj::Promise<void> StorageImpl::get(GetContext context) {
+  getMetrics_.requests.inc();
+  ScopedLatencyTimer timer(getMetrics_.seconds);
   auto id = view(context.getParams().getId());
   auto results = context.getResults();
   if (id.size() != kFragmentIdSize) {
+    getMetrics_.failures.inc();
     setStatus(results.initStatus(), Status::error(Code::INVALID, "fragment id must be 33 bytes"));
     return kj::READY_NOW;
   }
   auto fragment = store_.get(id);
   setStatus(results.initStatus(), fragment.status());
+  if (!fragment.ok()) getMetrics_.failures.inc();
   if (fragment.ok()) {
     auto out = results.initFragment();
     out.setId(context.getParams().getId());
     const std::string& data = fragment.value().data;
     out.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(data.data()), data.size()));
     out.setChecksum(fragment.value().checksum);
+    bytesRead_.inc(data.size());
   }
   return kj::READY_NOW;
 }
 
 kj::Promise<void> StorageImpl::delete_(DeleteContext context) {
+  deleteMetrics_.requests.inc();
+  auto timer = kj::heap<ScopedLatencyTimer>(deleteMetrics_.seconds);
   auto ids = context.getParams().getIds();
   if (ids.size() > kMaxIdsPerCall) {
+    deleteMetrics_.failures.inc();
     setStatus(context.getResults().initStatus(), Status::error(Code::INVALID, "too many ids in one delete"));
     return kj::READY_NOW;
   }
@@ -92,6 +132,7 @@ kj::Promise<void> StorageImpl::delete_(DeleteContext context) {
   owned.reserve(ids.size());
   for (auto id : ids) {
     if (id.size() != kFragmentIdSize) {
+      deleteMetrics_.failures.inc();
       setStatus(context.getResults().initStatus(),
                 Status::error(Code::INVALID, "fragment id must be 33 bytes, got " + std::to_string(id.size())));
       return kj::READY_NOW;
@@ -102,14 +143,19 @@ kj::Promise<void> StorageImpl::delete_(DeleteContext context) {
     context.getResults().initStatus().setCode(Code::OK);
     return kj::READY_NOW;
   }
-  return writer_.remove(std::move(owned)).then([context](RemoveOutcome outcome) mutable {
-    auto results = context.getResults();
-    setStatus(results.initStatus(), outcome.status);
-    results.setDeleted(outcome.deleted);
-  });
+  return writer_.remove(std::move(owned))
+      .then([this, context](RemoveOutcome outcome) mutable {
+        if (!outcome.status.ok()) deleteMetrics_.failures.inc();
+        auto results = context.getResults();
+        setStatus(results.initStatus(), outcome.status);
+        results.setDeleted(outcome.deleted);
+      })
+      .attach(kj::mv(timer));
 }
 
 kj::Promise<void> StorageImpl::list(ListContext context) {
+  listMetrics_.requests.inc();
+  ScopedLatencyTimer timer(listMetrics_.seconds);
   auto params = context.getParams();
   auto after = view(params.getAfter());
   auto results = context.getResults();

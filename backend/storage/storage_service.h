@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <string>
 
+#include "backend/common/metrics.h"
 #include "backend/storage/extent_store.h"
 #include "backend/storage/store_writer.h"
 #include "protocol/dfs.capnp.h"
@@ -32,9 +33,20 @@ class StorageImpl final : public proto::Storage::Server {
   kj::Promise<void> info(InfoContext context) override;
 
  private:
+  // Per-operation telemetry in the process registry (docs: backend/storage/README.md).
+  struct OpMetrics {
+    Counter& requests;
+    Counter& failures;  // calls whose status was not ok
+    Histogram& seconds;
+  };
+  OpMetrics opMetrics(const std::string& op);
+
   ExtentStore& store_;
   StoreWriter& writer_;
   const std::string uuid_;
+  OpMetrics putMetrics_, getMetrics_, deleteMetrics_, listMetrics_;
+  Counter& bytesWritten_;
+  Counter& bytesRead_;
 };
 
 class StorageGatewayImpl final : public proto::StorageGateway::Server {
