@@ -90,7 +90,9 @@ Result<VolumeRecord> VolumeTable::update(VolumeRecord spec, int upNodes) {
   spec.id = existing.value().id;
   spec.rootIno = existing.value().rootIno;
   spec.name = existing.value().name;
-  auto status = validateSpec(spec, upNodes);
+  // Only a new EC profile needs the nodes to be up; other changes always apply.
+  bool profileChanged = spec.ecK != existing.value().ecK || spec.ecM != existing.value().ecM;
+  auto status = validateSpec(spec, profileChanged ? upNodes : -1);
   if (!status.ok()) return status;
   WriteTxn wtx(store_);
   wtx.put(wtx.dbs().volumes, u32Key(spec.id), encodeVolume(spec));

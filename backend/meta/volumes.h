@@ -21,7 +21,8 @@ class VolumeTable {
   // refuses with UNAVAILABLE when k+m exceeds it.
   Result<VolumeRecord> create(VolumeRecord spec, int upNodes);
   // Changes the policy of the volume named spec.name (or with spec.id when the
-  // name is empty). Same validation as create.
+  // name is empty). Same validation as create; the node count is only checked
+  // when k or m change.
   Result<VolumeRecord> update(VolumeRecord spec, int upNodes);
   std::vector<VolumeRecord> list();
   // NOT_FOUND "no such volume 'x'".
