@@ -74,4 +74,17 @@ Result<std::vector<uint32_t>> placeFragments(const ChunkId& chunk,
   return chosen;
 }
 
+Result<std::vector<uint32_t>> placeChunk(const ChunkId& chunk,
+                                         const std::vector<PlacementNode>& nodes, int k, int m) {
+  const size_t count = static_cast<size_t>(k + m);
+  auto placed = placeFragments(chunk, nodes, count);
+  if (placed.ok() || placed.status().code != Code::UNAVAILABLE) return placed;
+  size_t up = 0;
+  for (const auto& node : nodes) up += node.up ? 1 : 0;
+  return Status::error(Code::UNAVAILABLE, "volume needs " + std::to_string(count) +
+                                              " storage nodes (" + std::to_string(k) + "+" +
+                                              std::to_string(m) + "), only " +
+                                              std::to_string(up) + " are up");
+}
+
 }  // namespace dfs

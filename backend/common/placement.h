@@ -34,4 +34,9 @@ Result<std::vector<uint32_t>> placeFragments(const ChunkId& chunk,
                                              const std::vector<PlacementNode>& nodes,
                                              size_t count);
 
+// placeFragments for a k+m erasure profile; the UNAVAILABLE message names the
+// profile ("volume needs 6 storage nodes (4+2), only 5 are up").
+Result<std::vector<uint32_t>> placeChunk(const ChunkId& chunk,
+                                         const std::vector<PlacementNode>& nodes, int k, int m);
+
 }  // namespace dfs

@@ -136,6 +136,11 @@ TEST_CASE("not enough up nodes is UNAVAILABLE", "[placement]") {
   CHECK(result.status().code == Code::UNAVAILABLE);
   CHECK(result.status().message == "volume needs 6 storage nodes, only 5 are up");
   CHECK(placeFragments(chunkNumber(1), nodes, 5).ok());
+  auto profiled = placeChunk(chunkNumber(1), nodes, 4, 2);
+  CHECK(profiled.status().code == Code::UNAVAILABLE);
+  CHECK(profiled.status().message == "volume needs 6 storage nodes (4+2), only 5 are up");
+  CHECK(placeChunk(chunkNumber(1), nodes, 3, 2).value() ==
+        placeFragments(chunkNumber(1), nodes, 5).value());
   CHECK(placeFragments(chunkNumber(1), {}, 0).value().empty());
 }
 
