@@ -587,6 +587,39 @@ Status ExtentStore::list(std::string_view after, uint32_t max, int64_t beforeNs,
   return {};
 }
 
+Result<uint64_t> ExtentStore::scrubStep(std::string* cursor, uint64_t maxBytes) {
+  std::vector<std::string> ids;
+  bool atEnd = true;
+  {
+    LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
+    if (!txn.status().ok()) return txn.status();
+    LmdbCursor it(txn, fragmentsDb_);
+    if (cursor->empty()) {
+      it.first();
+    } else {
+      it.seek(*cursor);
+      if (it.valid() && it.key() == *cursor) it.next();
+    }
+    uint64_t bytes = 0;
+    for (; it.valid(); it.next()) {
+      if (bytes >= maxBytes) {
+        atEnd = false;
+        break;
+      }
+      auto location = decodeFragmentLocation(it.value());
+      bytes += location ? location->recordSize() : kRecordHeaderSize;
+      ids.emplace_back(it.key());
+    }
+  }
+  uint64_t corrupt = 0;
+  for (const std::string& id : ids) {
+    auto fragment = get(id);  // verifies, logs and counts a mismatch
+    if (!fragment.ok() && fragment.status().code == Code::IO) ++corrupt;
+  }
+  *cursor = atEnd ? std::string() : ids.back();
+  return corrupt;
+}
+
 bool ExtentStore::needsCompaction() const {
   std::lock_guard<std::mutex> lock(statsMutex_);
   uint32_t current = extents_.empty() ? 0 : extents_.rbegin()->first;

@@ -109,6 +109,12 @@ class ExtentStore {
   Status list(std::string_view after, uint32_t max, int64_t beforeNs,
               std::vector<std::string>* ids, bool* eof);
 
+  // Background scrub: re-reads and verifies (like get()) the fragments after
+  // `*cursor` in id order, up to about `maxBytes` of data, and advances `*cursor`
+  // (empty again after the last id: a pass is complete). Corrupt fragments are
+  // logged and counted; returns how many were found in this step.
+  Result<uint64_t> scrubStep(std::string* cursor, uint64_t maxBytes);
+
   // Whether some sealed extent is due for compaction.
   bool needsCompaction() const;
   // Moves up to `maxBytes` of live records out of the most garbage-laden sealed

@@ -18,6 +18,7 @@
 #include "backend/common/rpc.h"
 #include "backend/storage/extent_store.h"
 #include "backend/storage/meta_heartbeat.h"
+#include "backend/storage/scrubber.h"
 #include "backend/storage/storage_service.h"
 #include "backend/storage/store_writer.h"
 
@@ -35,6 +36,7 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"label", "", "failure-domain label (e.g. rack or host name)"},
       {"capacity", "", "bytes this node may use, e.g. 500G (default: size of the file system)"},
       {"max-extent-size", "256M", "extent files are rolled at this size"},
+      {"scrub-rate", "8M", "bytes per second the background scrub re-verifies (0: off)"},
       {"metrics-listen", "", "host:port for Prometheus /metrics and /health (default: off)"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines instead of text", true},
@@ -46,7 +48,8 @@ int configError(const std::string& message) {
   return 2;
 }
 
-int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOptions) {
+int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOptions,
+            uint64_t scrubRate) {
   // Signals must be captured before the event port exists, so that every thread
   // created later (the writer thread) inherits them blocked.
   kj::UnixEventPort::captureSignal(SIGTERM);
@@ -119,6 +122,7 @@ int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOpt
   }
 
   auto writer = std::make_unique<dfs::StoreWriter>(*store);
+  auto scrubber = std::make_unique<dfs::Scrubber>(*store, scrubRate);
   dfs::proto::Storage::Client storage = kj::heap<dfs::StorageImpl>(*store, *writer, uuid.value());
   capnp::Capability::Client gateway = kj::heap<dfs::StorageGatewayImpl>(storage);
 
@@ -154,6 +158,7 @@ int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOpt
   // Order matters: finish every write already handed to the writer (its promises
   // resolve later but the data is durable), stop heartbeats, drop the
   // connections, then close the index.
+  scrubber.reset();
   writer->stop();
   heartbeatTask = nullptr;
   heartbeat.reset();
@@ -197,6 +202,8 @@ int main(int argc, char** argv) {
   if (!extentSize.ok()) return configError("--max-extent-size: " + extentSize.status().message);
   if (extentSize.value() < (1u << 20)) return configError("--max-extent-size must be at least 1M");
   storeOptions.maxExtentBytes = extentSize.value();
+  auto scrubRate = options.getSize("scrub-rate");
+  if (!scrubRate.ok()) return configError("--scrub-rate: " + scrubRate.status().message);
   for (const char* key : {"listen", "meta"}) {
     if (options.get(key).find(':') == std::string::npos) {
       return configError(std::string("--") + key + " must be host:port, got '" + options.get(key) + "'");
@@ -204,5 +211,5 @@ int main(int argc, char** argv) {
   }
   dfs::Status logging = dfs::initLogging("dfs-storage", options.get("log-level"), options.getBool("log-json"));
   if (!logging.ok()) return configError(logging.message);
-  return runNode(options, storeOptions);
+  return runNode(options, storeOptions, scrubRate.value());
 }

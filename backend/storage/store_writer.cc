@@ -1,8 +1,8 @@
-#include "backend/storage/store_writer.h"
-
 // GCC 12 reports false -Wmaybe-uninitialized inside kj::_::ExceptionOr<T> for T
 // holding a std::string (Status); the value is only read when it was set.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "backend/storage/store_writer.h"
 
 #include <spdlog/spdlog.h>
 
