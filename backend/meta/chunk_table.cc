@@ -70,7 +70,10 @@ void dropChunkRef(WriteTxn& wtx, const std::string& id) {
 std::vector<ChunkRecord> removeUnreferencedChunks(WriteTxn& wtx, int64_t zeroBeforeNs,
                                                   size_t max, std::string* after) {
   std::vector<ChunkRecord> removed;
-  std::vector<std::string> toDelete;
+  if (!wtx.status().ok()) {
+    after->clear();
+    return removed;
+  }
   {
     LmdbCursor cursor(wtx.txn(), wtx.dbs().chunks);
     size_t scanned = 0;
@@ -96,6 +99,21 @@ std::vector<ChunkRecord> removeUnreferencedChunks(WriteTxn& wtx, int64_t zeroBef
     stats.rawBytes -= record.rawBytes();
   }
   return removed;
+}
+
+size_t flushChunkAccessTimes(MetaStore& store) {
+  auto accesses = store.takeChunkAccesses();
+  if (accesses.empty()) return 0;
+  WriteTxn wtx(store);
+  size_t updated = 0;
+  for (const auto& [id, ns] : accesses) {
+    auto record = tryLoadChunk(wtx, id);
+    if (!record || record->lastAccessNs >= ns) continue;
+    record->lastAccessNs = ns;
+    wtx.put(wtx.dbs().chunks, id, encodeChunk(*record));
+    ++updated;
+  }
+  return wtx.commit().ok() ? updated : 0;
 }
 
 Status validateChunk(const ChunkRecord& r) {

@@ -33,6 +33,10 @@ void dropChunkRef(WriteTxn& wtx, const std::string& id);
 std::vector<ChunkRecord> removeUnreferencedChunks(WriteTxn& wtx, int64_t zeroBeforeNs,
                                                   size_t max, std::string* after);
 
+// Writes the chunk accesses noted in the store (MetaStore::noteChunkAccess) to
+// the chunk records, in one write transaction; returns how many were updated.
+size_t flushChunkAccessTimes(MetaStore& store);
+
 // Validates a chunk description from a client (REQUIRES nothing); INVALID on error.
 Status validateChunk(const ChunkRecord& record);
 

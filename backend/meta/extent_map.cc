@@ -135,6 +135,7 @@ Result<ExtentsResult> getExtents(MetaStore& store, uint64_t ino, uint64_t offset
     if (e.kind != ExtentRecord::Kind::kChunk || !seen.insert(e.chunkId).second) continue;
     auto chunk = tryLoadChunk(txn, store.dbs(), e.chunkId);
     if (!chunk) return Status::error(Code::IO, "extent references a chunk that is not in the table");
+    store.noteChunkAccess(e.chunkId, store.now());
     result.chunks.push_back(std::move(*chunk));
   }
   return result;

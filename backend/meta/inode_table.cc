@@ -7,6 +7,7 @@
 namespace dfs::meta {
 
 Result<InodeRecord> loadInode(const LmdbTxn& txn, const MetaStore::Dbs& dbs, uint64_t ino) {
+  if (txn.get() == nullptr) return txn.status().ok() ? Status::error(Code::IO, "no transaction") : txn.status();
   auto v = txn.get(dbs.inodes, u64Key(ino));
   if (!v) return Status::error(Code::STALE, "no inode " + std::to_string(ino));
   return decodeInode(ino, *v);
@@ -32,6 +33,7 @@ InodeRecord allocateInode(WriteTxn& wtx, uint32_t volume, uint32_t mode, uint32_
 }
 
 bool isOpen(const LmdbTxn& txn, const MetaStore::Dbs& dbs, uint64_t ino) {
+  if (txn.get() == nullptr) return true;  // the caller's commit fails anyway; keep data
   std::string prefix = u64Key(ino);
   LmdbCursor cursor(txn, dbs.openers);
   cursor.seek(prefix);

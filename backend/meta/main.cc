@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/common/http_server.h"
 #include "backend/common/logging.h"
 #include "backend/common/options.h"
 #include "backend/common/rpc.h"
@@ -34,6 +35,7 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"map-size", "64G", "maximum size of the LMDB data file"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines", true},
+      {"metrics-listen", "", "host:port for Prometheus /metrics and /health (default: off)"},
   };
 }
 
@@ -112,6 +114,16 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}: {}", listen, exception->getDescription().cStr());
     return 1;
   }
+  std::unique_ptr<dfs::HttpServer> metricsServer;
+  if (!options.get("metrics-listen").empty()) {
+    metricsServer = std::make_unique<dfs::HttpServer>();
+    auto started = metricsServer->start(options.get("metrics-listen"));
+    if (!started.ok()) {
+      spdlog::error("cannot serve metrics: {}", started.message);
+      return 1;
+    }
+    spdlog::info("metrics on port {} (/metrics, /health)", metricsServer->port());
+  }
   spdlog::info("dfs-meta listening on {}, data in {}", listen, config.dataDir);
 
   capnp::Capability::Client bootstrap = kj::heap<dfs::meta::MetaGatewayImpl>(*node);
@@ -131,6 +143,7 @@ int main(int argc, char** argv) {
                   });
   int code = server.exclusiveJoin(kj::mv(stop)).wait(io.waitScope);
   // Connections and the store close before the event loop goes away.
+  if (metricsServer) metricsServer->stop();
   bootstrap = nullptr;
   listener = nullptr;
   node.reset();

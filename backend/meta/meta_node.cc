@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend/meta/chunk_table.h"
+#include "backend/meta/meta_metrics.h"
+
 namespace dfs::meta {
 
 MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
@@ -39,8 +42,12 @@ kj::Promise<void> MetaNode::runPeriodic() {
 kj::Promise<void> MetaNode::tick() {
   size_t expired = sessions_.expire();
   if (expired > 0) spdlog::info("expired {} client sessions", expired);
-  cluster_.refresh();
+  publishMetaMetrics(store_->stats(), cluster_.nodes());
   int64_t now = store_->now();
+  if (now >= nextAccessFlushNs_) {
+    nextAccessFlushNs_ = now + kAccessFlushIntervalNs;
+    flushChunkAccessTimes(*store_);
+  }
   if (config_.gcIntervalNs > 0 && now >= nextGcNs_ && !gc_.running()) {
     nextGcNs_ = now + config_.gcIntervalNs;
     // Runs in the background; the tick loop does not wait for it.

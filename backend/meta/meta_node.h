@@ -70,6 +70,9 @@ class MetaNode {
   ClusterMap cluster_;
   GarbageCollector gc_;
   int64_t nextGcNs_ = 0;
+  // Chunk last-access times are written at most this often (one transaction).
+  static constexpr int64_t kAccessFlushIntervalNs = int64_t(60) * 1000000000;
+  int64_t nextAccessFlushNs_ = 0;
 };
 
 }  // namespace dfs::meta

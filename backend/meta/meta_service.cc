@@ -5,6 +5,7 @@
 #include <set>
 
 #include "backend/meta/extent_map.h"
+#include "backend/meta/meta_metrics.h"
 
 namespace dfs::meta {
 
@@ -114,6 +115,7 @@ void reply(Results results, const Result<T>& result) {
 }  // namespace
 
 kj::Promise<void> MetaGatewayImpl::hello(HelloContext context) {
+  RpcScope rpc("hello");
   auto params = context.getParams();
   uint32_t version = params.getVersion();
   if (version != proto::PROTOCOL_VERSION) {
@@ -130,6 +132,7 @@ kj::Promise<void> MetaGatewayImpl::hello(HelloContext context) {
 }
 
 kj::Promise<void> MetaImpl::mount(MountContext context) {
+  RpcScope rpc("mount");
   auto params = context.getParams();
   auto results = context.getResults();
   auto volume = node_.volumes().find(std::string(view(params.getVolume())));
@@ -150,11 +153,13 @@ kj::Promise<void> MetaImpl::mount(MountContext context) {
 }
 
 kj::Promise<void> MetaImpl::keepalive(KeepaliveContext context) {
+  RpcScope rpc("keepalive");
   setStatus(context.getResults(), node_.sessions().keepalive(context.getParams().getSessionId()));
   return kj::READY_NOW;
 }
 
 kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
+  RpcScope rpc("unmount");
   uint64_t session = context.getParams().getSessionId();
   auto status = node_.sessions().unmount(session);
   if (status.ok()) spdlog::info("session {} unmounted", session);
@@ -162,6 +167,7 @@ kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
 }
 
 kj::Promise<void> MetaImpl::lookup(LookupContext context) {
+  RpcScope rpc("lookup");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.names().lookup(params.getParent(), view(params.getName()));
@@ -171,6 +177,7 @@ kj::Promise<void> MetaImpl::lookup(LookupContext context) {
 }
 
 kj::Promise<void> MetaImpl::getattr(GetattrContext context) {
+  RpcScope rpc("getattr");
   auto results = context.getResults();
   auto inode = node_.names().getattr(context.getParams().getIno());
   reply(results, inode);
@@ -179,6 +186,7 @@ kj::Promise<void> MetaImpl::getattr(GetattrContext context) {
 }
 
 kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
+  RpcScope rpc("setattr");
   auto params = context.getParams();
   auto results = context.getResults();
   auto set = params.getSet();
@@ -205,6 +213,7 @@ kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
 }
 
 kj::Promise<void> MetaImpl::mknod(MknodContext context) {
+  RpcScope rpc("mknod");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.names().mknod(params.getParent(), view(params.getName()), params.getMode(),
@@ -215,6 +224,7 @@ kj::Promise<void> MetaImpl::mknod(MknodContext context) {
 }
 
 kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
+  RpcScope rpc("mkdir");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.names().mkdir(params.getParent(), view(params.getName()), params.getMode(),
@@ -225,6 +235,7 @@ kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
 }
 
 kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
+  RpcScope rpc("symlink");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.names().symlink(params.getParent(), view(params.getName()),
@@ -235,6 +246,7 @@ kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
 }
 
 kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
+  RpcScope rpc("readlink");
   auto results = context.getResults();
   auto target = node_.names().readlink(context.getParams().getIno());
   reply(results, target);
@@ -243,6 +255,7 @@ kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
 }
 
 kj::Promise<void> MetaImpl::link(LinkContext context) {
+  RpcScope rpc("link");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
@@ -252,6 +265,7 @@ kj::Promise<void> MetaImpl::link(LinkContext context) {
 }
 
 kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
+  RpcScope rpc("unlink");
   auto params = context.getParams();
   setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
                                                        readCaller(params.getCaller())));
@@ -259,6 +273,7 @@ kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
 }
 
 kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
+  RpcScope rpc("rmdir");
   auto params = context.getParams();
   setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
                                                       readCaller(params.getCaller())));
@@ -266,6 +281,7 @@ kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
 }
 
 kj::Promise<void> MetaImpl::rename(RenameContext context) {
+  RpcScope rpc("rename");
   auto params = context.getParams();
   setStatus(context.getResults(),
             node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
@@ -275,6 +291,7 @@ kj::Promise<void> MetaImpl::rename(RenameContext context) {
 }
 
 kj::Promise<void> MetaImpl::open(OpenContext context) {
+  RpcScope rpc("open");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.sessions().open(params.getSessionId(), params.getIno(), params.getTruncate());
@@ -284,6 +301,7 @@ kj::Promise<void> MetaImpl::open(OpenContext context) {
 }
 
 kj::Promise<void> MetaImpl::create(CreateContext context) {
+  RpcScope rpc("create");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.sessions().create(params.getSessionId(), params.getParent(),
@@ -295,12 +313,14 @@ kj::Promise<void> MetaImpl::create(CreateContext context) {
 }
 
 kj::Promise<void> MetaImpl::release(ReleaseContext context) {
+  RpcScope rpc("release");
   auto params = context.getParams();
   node_.sessions().release(params.getSessionId(), params.getIno());
   return kj::READY_NOW;
 }
 
 kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
+  RpcScope rpc("readdir");
   auto params = context.getParams();
   auto results = context.getResults();
   auto page = node_.names().readdir(params.getIno(), view(params.getAfter()), params.getMax(),
@@ -322,6 +342,7 @@ kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
 }
 
 kj::Promise<void> MetaImpl::statfs(StatfsContext context) {
+  RpcScope rpc("statfs");
   auto results = context.getResults();
   uint64_t total = 0, free = 0;
   for (const auto& node : node_.cluster().nodes()) {
@@ -342,6 +363,7 @@ kj::Promise<void> MetaImpl::statfs(StatfsContext context) {
 }
 
 kj::Promise<void> MetaImpl::setxattr(SetxattrContext context) {
+  RpcScope rpc("setxattr");
   auto params = context.getParams();
   setStatus(context.getResults(),
             node_.xattrs().set(params.getIno(), view(params.getName()), view(params.getValue()),
@@ -350,6 +372,7 @@ kj::Promise<void> MetaImpl::setxattr(SetxattrContext context) {
 }
 
 kj::Promise<void> MetaImpl::getxattr(GetxattrContext context) {
+  RpcScope rpc("getxattr");
   auto params = context.getParams();
   auto results = context.getResults();
   auto value = node_.xattrs().get(params.getIno(), view(params.getName()));
@@ -359,6 +382,7 @@ kj::Promise<void> MetaImpl::getxattr(GetxattrContext context) {
 }
 
 kj::Promise<void> MetaImpl::listxattr(ListxattrContext context) {
+  RpcScope rpc("listxattr");
   auto results = context.getResults();
   auto names = node_.xattrs().list(context.getParams().getIno());
   reply(results, names);
@@ -372,12 +396,14 @@ kj::Promise<void> MetaImpl::listxattr(ListxattrContext context) {
 }
 
 kj::Promise<void> MetaImpl::removexattr(RemovexattrContext context) {
+  RpcScope rpc("removexattr");
   auto params = context.getParams();
   setStatus(context.getResults(), node_.xattrs().remove(params.getIno(), view(params.getName())));
   return kj::READY_NOW;
 }
 
 kj::Promise<void> MetaImpl::getExtents(GetExtentsContext context) {
+  RpcScope rpc("getExtents");
   auto params = context.getParams();
   auto results = context.getResults();
   auto extents = meta::getExtents(node_.store(), params.getIno(), params.getOffset(),
@@ -406,6 +432,7 @@ kj::Promise<void> MetaImpl::getExtents(GetExtentsContext context) {
 }
 
 kj::Promise<void> MetaImpl::findChunks(FindChunksContext context) {
+  RpcScope rpc("findChunks");
   auto ids = context.getParams().getIds();
   if (ids.size() > kMaxFindChunks) {
     return KJ_EXCEPTION(FAILED, "findChunks: too many ids", ids.size());
@@ -427,6 +454,7 @@ kj::Promise<void> MetaImpl::findChunks(FindChunksContext context) {
 }
 
 kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
+  RpcScope rpc("commitWrite");
   auto params = context.getParams();
   CommitRequest request;
   request.ino = params.getIno();
@@ -482,6 +510,7 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
 }
 
 kj::Promise<void> MetaImpl::clusterMap(ClusterMapContext context) {
+  RpcScope rpc("clusterMap");
   auto results = context.getResults();
   auto nodes = node_.cluster().nodes();
   auto list = results.initNodes(unsigned(nodes.size()));
@@ -507,6 +536,7 @@ kj::Promise<void> MetaImpl::clusterMap(ClusterMapContext context) {
 }
 
 kj::Promise<void> MetaImpl::registerNode(RegisterNodeContext context) {
+  RpcScope rpc("registerNode");
   auto params = context.getParams();
   auto results = context.getResults();
   auto id = node_.cluster().registerNode(
@@ -520,6 +550,7 @@ kj::Promise<void> MetaImpl::registerNode(RegisterNodeContext context) {
 }
 
 kj::Promise<void> MetaImpl::createVolume(CreateVolumeContext context) {
+  RpcScope rpc("createVolume");
   auto results = context.getResults();
   auto volume = node_.volumes().create(readVolume(context.getParams().getSpec()),
                                        node_.cluster().upCount());
@@ -533,6 +564,7 @@ kj::Promise<void> MetaImpl::createVolume(CreateVolumeContext context) {
 }
 
 kj::Promise<void> MetaImpl::listVolumes(ListVolumesContext context) {
+  RpcScope rpc("listVolumes");
   auto volumes = node_.volumes().list();
   auto list = context.getResults().initVolumes(unsigned(volumes.size()));
   for (size_t i = 0; i < volumes.size(); ++i) fillVolume(list[unsigned(i)], volumes[i]);
@@ -540,6 +572,7 @@ kj::Promise<void> MetaImpl::listVolumes(ListVolumesContext context) {
 }
 
 kj::Promise<void> MetaImpl::setVolume(SetVolumeContext context) {
+  RpcScope rpc("setVolume");
   auto results = context.getResults();
   auto volume = node_.volumes().update(readVolume(context.getParams().getSpec()),
                                        node_.cluster().upCount());
@@ -549,6 +582,7 @@ kj::Promise<void> MetaImpl::setVolume(SetVolumeContext context) {
 }
 
 kj::Promise<void> MetaImpl::stats(StatsContext context) {
+  RpcScope rpc("stats");
   const auto& s = node_.store().stats();
   auto out = context.getResults().initStats();
   out.setLogicalBytes(s.logicalBytes);
@@ -563,6 +597,7 @@ kj::Promise<void> MetaImpl::stats(StatsContext context) {
 }
 
 kj::Promise<void> MetaImpl::gc(GcContext context) {
+  RpcScope rpc("gc");
   int64_t graceMs = context.getParams().getGraceMs();
   constexpr int64_t kMaxGraceMs = int64_t(1) << 40;  // keeps graceMs * 1e6 in range
   int64_t graceNs = graceMs < 0 ? node_.config().gcGraceNs
@@ -580,6 +615,7 @@ kj::Promise<void> MetaImpl::gc(GcContext context) {
 }
 
 kj::Promise<void> MetaImpl::version(VersionContext context) {
+  RpcScope rpc("version");
   auto results = context.getResults();
   results.setVersion(kVersionText);
   results.setProtocolVersion(proto::PROTOCOL_VERSION);

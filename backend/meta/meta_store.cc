@@ -387,7 +387,7 @@ WriteTxn::WriteTxn(MetaStore& store)
       now_(store.now()) {}
 
 void WriteTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value) {
-  if (!error_.ok()) return;
+  if (!error_.ok() || txn_.get() == nullptr) return;
   auto status = txn_.put(dbi, key, value);
   if (!status.ok()) error_ = status;
 }
@@ -398,7 +398,7 @@ void WriteTxn::fail(Status status) {
 
 uint64_t WriteTxn::nextId(const char* counter, uint64_t first) {
   uint64_t value = first;
-  if (auto v = txn_.get(store_.dbs().counters, counter)) {
+  if (auto v = get(store_.dbs().counters, counter)) {
     auto decoded = decodeCounter(*v);
     if (!decoded.ok()) {
       fail(decoded.status());

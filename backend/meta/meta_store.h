@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -225,6 +226,16 @@ class MetaStore {
   int64_t now() const { return clock_ ? clock_() : defaultNow(); }
   void setClockForTest(std::function<int64_t()> clock) { clock_ = std::move(clock); }
 
+  // Chunk reads are noted here in memory and written to the chunk records in
+  // batches (flushChunkAccessTimes), so a read costs no write transaction. At
+  // most kMaxPendingAccesses are kept; beyond that, further notes are dropped
+  // until the next flush (last access is a hint for tiering, not an invariant).
+  static constexpr size_t kMaxPendingAccesses = 1 << 20;
+  void noteChunkAccess(const std::string& id, int64_t ns) {
+    if (pendingAccess_.size() < kMaxPendingAccesses || pendingAccess_.count(id)) pendingAccess_[id] = ns;
+  }
+  std::map<std::string, int64_t> takeChunkAccesses() { return std::move(pendingAccess_); }
+
  private:
   friend class WriteTxn;
   static int64_t defaultNow();
@@ -232,6 +243,7 @@ class MetaStore {
   Dbs dbs_{};
   StatsRecord stats_;
   std::function<int64_t()> clock_;
+  std::map<std::string, int64_t> pendingAccess_;
 };
 
 // One LMDB write transaction. Write errors are sticky: the first failing put is
@@ -249,11 +261,13 @@ class WriteTxn {
   // One timestamp for the whole transaction, so all times it sets agree.
   int64_t now() const { return now_; }
 
+  // get/put/del are safe (no-ops) when the transaction failed to begin.
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key) const {
+    if (txn_.get() == nullptr) return std::nullopt;
     return txn_.get(dbi, key);
   }
   void put(MDB_dbi dbi, std::string_view key, std::string_view value);
-  bool del(MDB_dbi dbi, std::string_view key) { return txn_.del(dbi, key); }
+  bool del(MDB_dbi dbi, std::string_view key) { return txn_.get() != nullptr && txn_.del(dbi, key); }
   void fail(Status status);  // records an error found while decoding
   // Returns and increments a counter (starting at `first` when absent).
   uint64_t nextId(const char* counter, uint64_t first = 1);

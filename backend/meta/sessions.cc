@@ -98,6 +98,7 @@ Status SessionTable::unmount(uint64_t session) {
 
 Status SessionTable::endSession(uint64_t session) {
   WriteTxn wtx(store_);
+  if (!wtx.status().ok()) return wtx.status();
   std::vector<uint64_t> inodes;
   std::string prefix = u64Key(session);
   {
@@ -172,6 +173,7 @@ Result<InodeRecord> SessionTable::create(uint64_t session, uint64_t parent, std:
 
 void SessionTable::release(uint64_t session, uint64_t ino) {
   WriteTxn wtx(store_);
+  if (!wtx.status().ok()) return;
   std::string key = u64PairKey(session, ino);
   auto v = wtx.get(wtx.dbs().opens, key);
   if (!v) return;

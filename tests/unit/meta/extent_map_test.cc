@@ -219,3 +219,20 @@ TEST_CASE("stats: dedup arithmetic over shared chunks") {
   CHECK(t.node->store().stats().rawBytes == 1500);
   CHECK(t.node->store().stats().unreferencedChunks == 1);
 }
+
+TEST_CASE("chunks: last access is noted on read and flushed lazily") {
+  TempNode t;
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commit(t, f.ino, {chunkExtent(0, 100, 'A')}, {makeChunk('A', 100)}, 100).status.ok());
+  int64_t inserted = t.clock;
+  t.clock += 1000;
+  REQUIRE(getExtents(t.node->store(), f.ino, 0, 100).ok());
+  auto lastAccess = [&]() {
+    LmdbTxn txn(t.node->store().env(), LmdbTxn::Mode::kRead);
+    return tryLoadChunk(txn, t.node->store().dbs(), std::string(32, 'A'))->lastAccessNs;
+  };
+  CHECK(lastAccess() == inserted);
+  CHECK(flushChunkAccessTimes(t.node->store()) == 1);
+  CHECK(lastAccess() == t.clock);
+  CHECK(flushChunkAccessTimes(t.node->store()) == 0);
+}

@@ -9,6 +9,7 @@
 #include "backend/common/rpc.h"
 #include "backend/meta/chunk_table.h"
 #include "backend/meta/extent_map.h"
+#include "backend/meta/meta_service.h"
 #include "tests/unit/meta/temp_node.h"
 
 using namespace dfs;
@@ -34,13 +35,20 @@ CommitResult commitChunk(TempNode& t, uint64_t ino, char seed, bool offer) {
 class FakeStorage final : public proto::Storage::Server {
  public:
   std::set<std::string> fragments;
+  kj::ForkedPromise<void>* gate = nullptr;  // when set, deletes wait for it
   kj::Promise<void> delete_(DeleteContext context) override {
+    if (gate != nullptr) {
+      return gate->addBranch().then([this, context]() mutable { deleteNow(context); });
+    }
+    deleteNow(context);
+    return kj::READY_NOW;
+  }
+  void deleteNow(DeleteContext& context) {
     uint32_t n = 0;
     for (auto id : context.getParams().getIds()) {
       n += fragments.erase(std::string(reinterpret_cast<const char*>(id.begin()), id.size()));
     }
     context.getResults().setDeleted(n);
-    return kj::READY_NOW;
   }
   kj::Promise<void> list(ListContext context) override {
     auto params = context.getParams();
@@ -69,6 +77,39 @@ class FakeGateway final : public proto::StorageGateway::Server {
  private:
   proto::Storage::Client storage_;
 };
+
+// Reopens `t` with networking and starts six fake storage nodes (ids 1..6).
+struct FakeCluster {
+  std::vector<FakeStorage*> stores;
+  std::vector<kj::Own<kj::ConnectionReceiver>> listeners;
+  std::vector<kj::Promise<void>> servers;
+
+  FakeCluster(kj::AsyncIoContext& io, TempNode& t) {
+    t.node.reset();
+    MetaConfig config;
+    config.dataDir = t.dir;
+    config.mapSize = size_t(512) << 20;
+    config.durable = false;
+    config.clock = [&t]() { return t.clock; };
+    auto opened = MetaNode::open(config, &io.provider->getNetwork(), &io.provider->getTimer());
+    REQUIRE(opened.ok());
+    t.node = std::move(opened).value();
+    for (int i = 1; i <= 6; ++i) {
+      auto storage = kj::heap<FakeStorage>();
+      stores.push_back(storage.get());
+      proto::Storage::Client storageClient = kj::mv(storage);
+      capnp::Capability::Client gateway = kj::heap<FakeGateway>(storageClient);
+      auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+      std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+      REQUIRE(t.node->cluster().registerNode("node" + std::to_string(i), address, 1 << 30, 0, 0, "").value() ==
+              uint32_t(i));
+      servers.push_back(serveRpc(*listener, gateway, "fake-storage").eagerlyEvaluate(nullptr));
+      listeners.push_back(kj::mv(listener));
+    }
+  }
+};
+
+std::string fragment(char seed, int index) { return std::string(32, seed) + char(index); }
 
 }  // namespace
 
@@ -142,32 +183,8 @@ TEST_CASE("gc race: chunk collected between findChunks and commitWrite -> MISSIN
 TEST_CASE("gc: deletes fragments on storage nodes, and orphan fragments") {
   auto io = kj::setupAsyncIo();
   TempNode t;
-  // Re-open with networking so that GC talks to the fake storage nodes.
-  t.node.reset();
-  MetaConfig config;
-  config.dataDir = t.dir;
-  config.mapSize = size_t(512) << 20;
-  config.durable = false;
-  config.clock = [&t]() { return t.clock; };
-  auto opened = MetaNode::open(config, &io.provider->getNetwork(), &io.provider->getTimer());
-  REQUIRE(opened.ok());
-  t.node = std::move(opened).value();
-
-  std::vector<FakeStorage*> stores;
-  std::vector<kj::Own<kj::ConnectionReceiver>> listeners;
-  std::vector<kj::Promise<void>> servers;
-  for (int i = 1; i <= 6; ++i) {
-    auto storage = kj::heap<FakeStorage>();
-    stores.push_back(storage.get());
-    proto::Storage::Client storageClient = kj::mv(storage);
-    capnp::Capability::Client gateway = kj::heap<FakeGateway>(storageClient);
-    auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
-    std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
-    REQUIRE(t.node->cluster().registerNode("node" + std::to_string(i), address, 1 << 30, 0, 0, "").value() == uint32_t(i));
-    servers.push_back(serveRpc(*listener, gateway, "fake-storage").eagerlyEvaluate(nullptr));
-    listeners.push_back(kj::mv(listener));
-  }
-  auto fragment = [](char seed, int index) { return std::string(32, seed) + char(index); };
+  FakeCluster cluster(io, t);
+  auto& stores = cluster.stores;
   // Chunk A (placement: fragment i on node i+1) and B stay referenced; A is then freed.
   auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
   auto g = t.ns().mknod(t.root(), "g", S_IFREG | 0644, 0, kUser).value();
@@ -190,4 +207,38 @@ TEST_CASE("gc: deletes fragments on storage nodes, and orphan fragments") {
     CHECK(stores[i]->fragments == std::set<std::string>{fragment('B', i)});
   }
   CHECK_FALSE(t.node->gc().running());
+}
+
+TEST_CASE("gc race: answers about chunks being deleted wait for the deletion") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  FakeCluster cluster(io, t);
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commitChunk(t, f.ino, 'A', true).status.ok());
+  for (int i = 0; i < 6; ++i) cluster.stores[i]->fragments.insert(fragment('A', i));
+  REQUIRE(t.ns().unlink(t.root(), "f", kUser).ok());
+
+  auto gate = kj::newPromiseAndFulfiller<void>();
+  auto forked = gate.promise.fork();
+  for (auto* store : cluster.stores) store->gate = &forked;
+  auto run = t.node->gc().run(0);
+  io.waitScope.poll();
+  REQUIRE(t.node->gc().deleting(std::string(32, 'A')));
+
+  proto::Meta::Client meta = kj::heap<MetaImpl>(*t.node);
+  auto find = meta.findChunksRequest();
+  std::string id(32, 'A');
+  find.initIds(1).set(0, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(id.data()), id.size()));
+  auto answer = find.send();
+  for (int i = 0; i < 10; ++i) io.waitScope.poll();
+  CHECK_FALSE(answer.poll(io.waitScope));  // held back while the fragments are being deleted
+
+  gate.fulfiller->fulfill();
+  auto present = answer.wait(io.waitScope).getPresent();
+  REQUIRE(present.size() == 1);
+  CHECK_FALSE(present[0]);
+  auto result = run.wait(io.waitScope);
+  REQUIRE(result.ok());
+  CHECK(result.value().fragmentsDeleted == 6);
+  CHECK_FALSE(t.node->gc().deleting(id));
 }
