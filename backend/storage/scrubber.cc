@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace dfs {
@@ -10,8 +11,8 @@ namespace {
 constexpr int kStepsPerSecond = 4;
 }
 
-Scrubber::Scrubber(ExtentStore& store, uint64_t bytesPerSecond)
-    : store_(store), bytesPerSecond_(bytesPerSecond) {
+Scrubber::Scrubber(ExtentStore& store, uint64_t bytesPerSecond, int64_t minPassSeconds)
+    : store_(store), bytesPerSecond_(bytesPerSecond), minPassSeconds_(minPassSeconds) {
   if (bytesPerSecond_ > 0) thread_ = std::thread([this] { run(); });
 }
 
@@ -44,18 +45,20 @@ void Scrubber::run() {
     } else {
       corruptThisPass += found.value();
     }
+    // Pace the reads: each step may take up to 1/kStepsPerSecond of a second.
+    auto next = stepStart + std::chrono::milliseconds(1000 / kStepsPerSecond);
     if (cursor.empty()) {
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - passStart).count();
-      spdlog::info("scrub pass complete in {:.0f} s: {} corrupt fragments", seconds, corruptThisPass);
+      auto level = corruptThisPass ? spdlog::level::warn : spdlog::level::info;
+      spdlog::log(level, "scrub pass complete in {:.0f} s: {} corrupt fragments", seconds, corruptThisPass);
       corruptThisPass = 0;
-      passStart = std::chrono::steady_clock::now();
+      next = std::max(next, passStart + std::chrono::seconds(minPassSeconds_));
+      passStart = next;
       std::lock_guard<std::mutex> lock(mutex_);
       ++passes_;
     }
-    // Pace the reads: each step may take up to 1/kStepsPerSecond of a second.
     std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait_until(lock, stepStart + std::chrono::milliseconds(1000 / kStepsPerSecond),
-                     [this] { return stopping_; });
+    wake_.wait_until(lock, next, [this] { return stopping_; });
     if (stopping_) return;
   }
 }

@@ -16,8 +16,10 @@ namespace dfs {
 
 class Scrubber {
  public:
-  // `bytesPerSecond` == 0 disables scrubbing (no thread is started).
-  Scrubber(ExtentStore& store, uint64_t bytesPerSecond);
+  // `bytesPerSecond` == 0 disables scrubbing (no thread is started). A new pass
+  // starts no sooner than `minPassSeconds` after the previous one started, so a
+  // small store is not re-read over and over.
+  Scrubber(ExtentStore& store, uint64_t bytesPerSecond, int64_t minPassSeconds = 3600);
   ~Scrubber();  // stops and joins
   Scrubber(const Scrubber&) = delete;
   Scrubber& operator=(const Scrubber&) = delete;
@@ -30,6 +32,7 @@ class Scrubber {
 
   ExtentStore& store_;
   const uint64_t bytesPerSecond_;
+  const int64_t minPassSeconds_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mutex_
