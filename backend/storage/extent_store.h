@@ -129,7 +129,6 @@ class ExtentStore {
  private:
   explicit ExtentStore(ExtentStoreOptions options);
   Status recover();
-  uint64_t capacityLocked() const;
   struct Group;  // one writer round: extents touched, files created, rollback points
   // The functions below REQUIRE commitMutex_ held.
   // Appends one record to the current extent (rolling over when full). Not durable
