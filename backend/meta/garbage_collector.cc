@@ -74,6 +74,8 @@ kj::Promise<void> GarbageCollector::collectRecords(int64_t zeroBeforeNs, std::st
   WriteTxn wtx(store_);
   auto removed = removeUnreferencedChunks(wtx, zeroBeforeNs, kRecordBatch, &after);
   auto status = wtx.commit();
+  // Fragments may only go once the removal of their records is durable.
+  if (status.ok()) status = store_.commitBatch();
   if (!status.ok()) {
     spdlog::warn("gc: removing chunk records failed: {}", status.message);
     return kj::READY_NOW;
@@ -173,6 +175,9 @@ kj::Promise<void> GarbageCollector::scanNode(uint32_t nodeId, std::string after,
     return request.send().then([this, nodeId, beforeNs](capnp::Response<proto::Storage::ListResults>&& response) {
       std::vector<std::string> doomed;
       std::string last;
+      // Judge against every commit made so far, including a pending group commit.
+      auto flushed = store_.commitBatch();
+      if (!flushed.ok()) return kj::Promise<void>(KJ_EXCEPTION(FAILED, "gc: commit failed", flushed.message));
       {
         LmdbTxn txn(store_.env(), LmdbTxn::Mode::kRead);
         for (auto id : response.getIds()) {
@@ -189,12 +194,12 @@ kj::Promise<void> GarbageCollector::scanNode(uint32_t nodeId, std::string after,
         }
       }
       bool done = response.getEof() || last.empty();
-      return deleteOn(nodeId, kj::mv(doomed))
+      return kj::Promise<void>(deleteOn(nodeId, kj::mv(doomed))
           .then([this, nodeId, beforeNs, done, last](uint32_t n) -> kj::Promise<void> {
             result_.orphanFragmentsDeleted += n;
             if (done) return kj::READY_NOW;
             return scanNode(nodeId, last, beforeNs);
-          });
+          }));
     });
   });
 }

@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     return badConfig("--map-size must be a size of at least 1M, got '" + options.get("map-size") + "'");
   }
   config.mapSize = mapSize.value();
+  config.groupCommit = true;
   std::string listen = options.get("listen");
   if (listen.find(':') == std::string::npos) return badConfig("--listen must be host:port, got '" + listen + "'");
   auto logging = dfs::initLogging("dfs-meta", options.get("log-level"), options.getBool("log-json"));

@@ -30,7 +30,35 @@ Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::N
   if (status.ok()) status = node->volumes_.ensureDefault(config.defaultVolume);
   if (!status.ok()) return status;
   node->nextGcNs_ = node->store_->now() + config.gcIntervalNs;
+  if (config.groupCommit) {
+    MetaStore* store = node->store_.get();
+    std::weak_ptr<bool> alive = node->alive_;
+    // The batch commits when the event queue has drained, i.e. after every
+    // request that arrived together has run its transaction.
+    store->enableGroupCommit([store, alive]() {
+      kj::evalLast([store, alive]() {
+        if (alive.expired()) return;
+        auto status = store->commitBatch();
+        if (!status.ok()) spdlog::error("group commit failed: {}", status.message);
+      }).detach([](kj::Exception&& e) {
+        spdlog::error("group commit: {}", e.getDescription().cStr());
+      });
+    });
+  }
   return node;
+}
+
+MetaNode::~MetaNode() {
+  auto status = store_->commitBatch();
+  if (!status.ok()) spdlog::error("final group commit failed: {}", status.message);
+}
+
+kj::Promise<Status> MetaNode::whenDurable() {
+  if (!store_->batchOpen()) return Status::success();
+  auto paf = kj::newPromiseAndFulfiller<Status>();
+  auto fulfiller = std::make_shared<kj::Own<kj::PromiseFulfiller<Status>>>(kj::mv(paf.fulfiller));
+  store_->whenCommitted([fulfiller](const Status& status) { (*fulfiller)->fulfill(Status(status)); });
+  return kj::mv(paf.promise);
 }
 
 kj::Promise<void> MetaNode::runPeriodic() {

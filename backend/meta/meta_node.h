@@ -31,6 +31,9 @@ struct MetaConfig {
   size_t mapSize = size_t(64) << 30;
   // false: no fsync per commit (tests only; a crash may lose recent commits).
   bool durable = true;
+  // Group commit of the operations of one event-loop burst (see
+  // MetaStore::enableGroupCommit). REQUIRES a KJ event loop on this thread.
+  bool groupCommit = false;
   // Wall clock override for tests (null: the real clock).
   std::function<int64_t()> clock;
 };
@@ -43,8 +46,14 @@ class MetaNode {
                                                 kj::Network* network = nullptr,
                                                 kj::Timer* timer = nullptr);
 
+  ~MetaNode();  // commits a pending group commit
+
   // Runs the periodic work forever (REQUIRES: a timer was given).
   kj::Promise<void> runPeriodic();
+
+  // Resolves once every change made so far is durable (group commit), with the
+  // commit's outcome; at once when nothing is pending.
+  kj::Promise<Status> whenDurable();
 
   const MetaConfig& config() const { return config_; }
   MetaStore& store() { return *store_; }
@@ -70,6 +79,8 @@ class MetaNode {
   ClusterMap cluster_;
   GarbageCollector gc_;
   int64_t nextGcNs_ = 0;
+  // Lets a scheduled group commit notice that the node is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Chunk last-access times are written at most this often (one transaction).
   static constexpr int64_t kAccessFlushIntervalNs = int64_t(60) * 1000000000;
   int64_t nextAccessFlushNs_ = 0;

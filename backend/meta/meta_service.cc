@@ -112,6 +112,20 @@ void reply(Results results, const Result<T>& result) {
   setStatus(results, result.status());
 }
 
+// Answers once the operation's changes are durable (group commit). If the
+// commit failed, an OK status in the results becomes the commit's error.
+template <typename Context>
+kj::Promise<void> answerWhenDurable(MetaNode& node, Context context) {
+  return node.whenDurable().then([context](Status status) mutable {
+    auto results = context.getResults();
+    if (!status.ok() && results.getStatus().getCode() == Code::OK) setStatus(results, status);
+  });
+}
+
+kj::Promise<void> waitDurable(MetaNode& node) {
+  return node.whenDurable().then([](Status) {});
+}
+
 }  // namespace
 
 kj::Promise<void> MetaGatewayImpl::hello(HelloContext context) {
@@ -149,7 +163,7 @@ kj::Promise<void> MetaImpl::mount(MountContext context) {
     spdlog::info("session {} mounted volume '{}' for '{}'", session.value(), volume.value().name,
                  std::string(view(params.getClient())));
   }
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::keepalive(KeepaliveContext context) {
@@ -163,7 +177,7 @@ kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
   uint64_t session = context.getParams().getSessionId();
   auto status = node_.sessions().unmount(session);
   if (status.ok()) spdlog::info("session {} unmounted", session);
-  return kj::READY_NOW;
+  return waitDurable(node_);
 }
 
 kj::Promise<void> MetaImpl::lookup(LookupContext context) {
@@ -209,7 +223,7 @@ kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
   auto inode = node_.names().setattr(params.getIno(), request, readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::mknod(MknodContext context) {
@@ -220,7 +234,7 @@ kj::Promise<void> MetaImpl::mknod(MknodContext context) {
                                    params.getRdev(), readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
@@ -231,7 +245,7 @@ kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
                                    readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
@@ -242,7 +256,7 @@ kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
                                      view(params.getTarget()), readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
@@ -261,7 +275,7 @@ kj::Promise<void> MetaImpl::link(LinkContext context) {
   auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
@@ -269,7 +283,7 @@ kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
   auto params = context.getParams();
   setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
                                                        readCaller(params.getCaller())));
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
@@ -277,7 +291,7 @@ kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
   auto params = context.getParams();
   setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
                                                       readCaller(params.getCaller())));
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::rename(RenameContext context) {
@@ -287,7 +301,7 @@ kj::Promise<void> MetaImpl::rename(RenameContext context) {
             node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
                                  view(params.getNewName()), params.getFlags(),
                                  readCaller(params.getCaller())));
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::open(OpenContext context) {
@@ -297,7 +311,7 @@ kj::Promise<void> MetaImpl::open(OpenContext context) {
   auto inode = node_.sessions().open(params.getSessionId(), params.getIno(), params.getTruncate());
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::create(CreateContext context) {
@@ -309,14 +323,14 @@ kj::Promise<void> MetaImpl::create(CreateContext context) {
                                        params.getExclusive(), readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::release(ReleaseContext context) {
   RpcScope rpc("release");
   auto params = context.getParams();
   node_.sessions().release(params.getSessionId(), params.getIno());
-  return kj::READY_NOW;
+  return waitDurable(node_);
 }
 
 kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
@@ -368,7 +382,7 @@ kj::Promise<void> MetaImpl::setxattr(SetxattrContext context) {
   setStatus(context.getResults(),
             node_.xattrs().set(params.getIno(), view(params.getName()), view(params.getValue()),
                                params.getFlags()));
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::getxattr(GetxattrContext context) {
@@ -399,7 +413,7 @@ kj::Promise<void> MetaImpl::removexattr(RemovexattrContext context) {
   RpcScope rpc("removexattr");
   auto params = context.getParams();
   setStatus(context.getResults(), node_.xattrs().remove(params.getIno(), view(params.getName())));
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::getExtents(GetExtentsContext context) {
@@ -506,6 +520,7 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
       auto list = results.initMissing(unsigned(result.missing.size()));
       for (size_t i = 0; i < result.missing.size(); ++i) list.set(unsigned(i), asData(result.missing[i]));
     }
+    return answerWhenDurable(node_, context);
   });
 }
 
@@ -546,7 +561,7 @@ kj::Promise<void> MetaImpl::registerNode(RegisterNodeContext context) {
   reply(results, id);
   if (id.ok()) results.setNodeId(id.value());
   results.setHeartbeatMs(ClusterMap::kHeartbeatMs);
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::createVolume(CreateVolumeContext context) {
@@ -560,7 +575,7 @@ kj::Promise<void> MetaImpl::createVolume(CreateVolumeContext context) {
     spdlog::info("created volume '{}' ({}+{})", volume.value().name, volume.value().ecK,
                  volume.value().ecM);
   }
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::listVolumes(ListVolumesContext context) {
@@ -578,7 +593,7 @@ kj::Promise<void> MetaImpl::setVolume(SetVolumeContext context) {
                                        node_.cluster().upCount());
   reply(results, volume);
   if (volume.ok()) fillVolume(results.initVolume(), volume.value());
-  return kj::READY_NOW;
+  return answerWhenDurable(node_, context);
 }
 
 kj::Promise<void> MetaImpl::stats(StatsContext context) {

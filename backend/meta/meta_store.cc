@@ -381,14 +381,35 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_
 }
 
 WriteTxn::WriteTxn(MetaStore& store)
-    : store_(store),
-      txn_(store.env(), LmdbTxn::Mode::kWrite),
-      stats_(store.stats_),
-      now_(store.now()) {}
+    : store_(store), batched_(bool(store.onBatchOpened_)), now_(store.now()) {
+  if (batched_) {
+    if (!store.batch_) {
+      store.batch_ = std::make_unique<LmdbTxn>(store.env(), LmdbTxn::Mode::kWrite);
+      store.batchStats_ = store.stats_;
+      store.batchError_ = {};
+      store.onBatchOpened_();
+    }
+    txn_ = store.batch_.get();
+    stats_ = store.batchStats_;
+  } else {
+    owned_ = std::make_unique<LmdbTxn>(store.env(), LmdbTxn::Mode::kWrite);
+    txn_ = owned_.get();
+    stats_ = store.stats_;
+  }
+}
+
+WriteTxn::~WriteTxn() {
+  // A batched operation that wrote without committing left partial changes in
+  // the shared transaction: the batch must not commit.
+  if (batched_ && wrote_ && !committed_ && store_.batchError_.ok()) {
+    store_.batchError_ = Status::error(Code::IO, "an operation in this group commit failed after writing");
+  }
+}
 
 void WriteTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value) {
-  if (!error_.ok() || txn_.get() == nullptr) return;
-  auto status = txn_.put(dbi, key, value);
+  wrote_ = true;
+  if (!error_.ok() || txn_->get() == nullptr) return;
+  auto status = txn_->put(dbi, key, value);
   if (!status.ok()) error_ = status;
 }
 
@@ -413,17 +434,47 @@ uint64_t WriteTxn::nextId(const char* counter, uint64_t first) {
 Status WriteTxn::commit() {
   if (!status().ok()) {
     Status s = status();
-    txn_.abort();
-    return s;
+    if (!batched_) txn_->abort();
+    return s;  // a batched one is poisoned by the destructor if it wrote
+  }
+  if (batched_) {
+    store_.batchStats_ = stats_;
+    committed_ = true;
+    return {};
   }
   put(store_.dbs().counters, kStatsKey, encodeStats(stats_));
   if (!error_.ok()) {
-    txn_.abort();
+    txn_->abort();
     return error_;
   }
-  auto status = txn_.commit();
+  auto status = txn_->commit();
   if (status.ok()) store_.stats_ = stats_;
+  committed_ = true;
   return status;
+}
+
+Status MetaStore::commitBatch() {
+  if (!batch_) return {};
+  std::unique_ptr<LmdbTxn> batch = std::move(batch_);
+  Status status = batchError_;
+  if (status.ok()) status = batch->status();
+  if (status.ok()) status = batch->put(dbs_.counters, kStatsKey, encodeStats(batchStats_));
+  if (status.ok()) status = batch->commit();
+  if (status.ok()) stats_ = batchStats_;
+  batch->abort();
+  batchError_ = {};
+  auto waiters = std::move(batchWaiters_);
+  batchWaiters_.clear();
+  for (auto& waiter : waiters) waiter(status);
+  return status;
+}
+
+void MetaStore::whenCommitted(std::function<void(const Status&)> done) {
+  if (!batch_) {
+    done(Status::success());
+    return;
+  }
+  batchWaiters_.push_back(std::move(done));
 }
 
 }  // namespace dfs::meta

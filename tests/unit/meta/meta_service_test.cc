@@ -24,6 +24,8 @@ capnp::Data::Reader data(const char* s) {
 TEST_CASE("rpc: hello checks the protocol version; calls over a real connection") {
   auto io = kj::setupAsyncIo();
   TempNode t;
+  t.groupCommit = true;  // the daemon's mode: answers wait for the batch commit
+  t.reopen();
   auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
   capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
   auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);

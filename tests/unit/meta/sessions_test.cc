@@ -172,3 +172,43 @@ TEST_CASE("cluster map: node ids, up/suspect/down, epoch") {
   CHECK(again.registerNode("new", "127.0.0.1:3", 1, 0, 0, "").value() == 3);
   CHECK(again.upCount() == 2);
 }
+
+TEST_CASE("group commit: operations share one transaction, visible once committed") {
+  TempNode t;
+  int scheduled = 0;
+  t.node->store().enableGroupCommit([&scheduled]() { ++scheduled; });
+  auto& store = t.node->store();
+  auto a = t.ns().mknod(t.root(), "a", S_IFREG | 0644, 0, kUser);
+  auto b = t.ns().mknod(t.root(), "b", S_IFREG | 0644, 0, kUser);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(scheduled == 1);
+  CHECK(store.batchOpen());
+  // An expected failure writes nothing and does not spoil the batch.
+  CHECK(t.ns().mknod(t.root(), "a", S_IFREG | 0644, 0, kUser).status().code == Code::EXISTS);
+  // Not visible to readers (other clients) before the commit.
+  CHECK(t.ns().lookup(t.root(), "a").status().code == Code::NOT_FOUND);
+  uint64_t inodes = store.stats().inodes;
+  Status seen = Status::error(Code::IO, "not called");
+  store.whenCommitted([&seen](const Status& s) { seen = s; });
+  REQUIRE(store.commitBatch().ok());
+  CHECK(seen.ok());
+  CHECK(t.ns().lookup(t.root(), "a").value().ino == a.value().ino);
+  CHECK(t.ns().lookup(t.root(), "b").value().ino == b.value().ino);
+  CHECK(store.stats().inodes == inodes + 2);
+
+  // An operation that fails after writing poisons its batch: nothing of it commits.
+  auto c = t.ns().mknod(t.root(), "c", S_IFREG | 0644, 0, kUser);
+  REQUIRE(c.ok());
+  {
+    WriteTxn broken(store);
+    broken.put(store.dbs().counters, "junk", "x");
+  }  // destroyed without commit
+  Status outcome;
+  store.whenCommitted([&outcome](const Status& s) { outcome = s; });
+  CHECK_FALSE(store.commitBatch().ok());
+  CHECK_FALSE(outcome.ok());
+  CHECK(t.ns().lookup(t.root(), "c").status().code == Code::NOT_FOUND);
+  CHECK(store.stats().inodes == inodes + 2);
+  CHECK(scheduled == 2);
+}

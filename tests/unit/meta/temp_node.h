@@ -16,6 +16,7 @@ struct TempNode {
   std::string dir;
   int64_t clock = int64_t(1700000000) * 1000000000;
   std::unique_ptr<MetaNode> node;
+  bool groupCommit = false;  // REQUIRES a KJ event loop when set (then reopen())
 
   explicit TempNode(std::string defaultVolume = "default") : defaultVolume_(std::move(defaultVolume)) {
     char tmpl[] = "/tmp/dfs-meta-test-XXXXXX";
@@ -34,6 +35,7 @@ struct TempNode {
     config.durable = false;
     config.defaultVolume = defaultVolume_;
     config.clock = [this]() { return clock; };
+    config.groupCommit = groupCommit;
     auto opened = MetaNode::open(config);
     REQUIRE(opened.ok());
     node = std::move(opened).value();
