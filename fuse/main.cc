@@ -15,7 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -90,6 +93,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   dfs::MountOptions opts = parsed.value();
+  if (!opts.help && !opts.version) {
+    // Absolute, because the daemon changes to / before serving (and unmounts at exit).
+    char resolved[PATH_MAX];
+    if (!realpath(opts.mountpoint.c_str(), resolved)) {
+      fprintf(stderr, "dfs-fuse: mount point %s: %s\n", opts.mountpoint.c_str(), strerror(errno));
+      return 1;
+    }
+    opts.mountpoint = resolved;
+  }
   if (opts.help) {
     printf("%s", dfs::mountUsage("dfs-fuse").c_str());
     return 0;
@@ -127,7 +139,8 @@ int main(int argc, char** argv) {
   }
 
   auto fail = [&](const std::string& message) {
-    spdlog::error("{}", message);
+    // In the foreground the log is the report; a daemon hands it to the parent.
+    if (startup.fd < 0) spdlog::error("{}", message);
     startup.report(1, "dfs-fuse: " + message);
     return 1;
   };

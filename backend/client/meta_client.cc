@@ -65,7 +65,7 @@ class MetaClient::Connection {
           connecting_ = nullptr;
           backoffMs_ = backoffMs_ == 0 ? kMinBackoffMs : std::min(backoffMs_ * 2, kMaxBackoffMs);
           nextAttemptNs_ = monotonicNs() + backoffMs_ * 1000000;
-          if (!reportedDown_) {
+          if (!reportedDown_ && mountError.ok()) {
             spdlog::warn("meta {}: cannot connect: {} (retrying with backoff)", options_.address,
                          e.getDescription().cStr());
             reportedDown_ = true;
