@@ -8,6 +8,7 @@
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -28,10 +29,10 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"data-dir", "", "directory of the metadata store (required)"},
       {"listen", "127.0.0.1:7000", "address to serve RPC on (host:port)"},
       {"default-volume", "default", "volume created on first start; empty: none"},
-      {"node-timeout", "5000", "ms without heartbeat before a storage node is down"},
-      {"session-lease", "30000", "ms a client session lives without keepalive"},
-      {"gc-grace", "3600000", "ms an unreferenced chunk or orphan fragment is kept"},
-      {"gc-interval", "600000", "ms between periodic garbage collections (0: never)"},
+      {"node-timeout", "5s", "time without heartbeat before a storage node is down (ms, or with s/m/h)"},
+      {"session-lease", "30s", "time a client session lives without keepalive"},
+      {"gc-grace", "1h", "time an unreferenced chunk or orphan fragment is kept before GC"},
+      {"gc-interval", "10m", "time between periodic garbage collections (0: never)"},
       {"map-size", "64G", "maximum size of the LMDB data file"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines", true},
@@ -44,15 +45,29 @@ int badConfig(const std::string& message) {
   return kExitBadConfig;
 }
 
-// Reads a non-negative duration in ms into ns.
-bool readMs(const dfs::Options& options, const char* key, int64_t* outNs, std::string* error) {
-  auto value = options.getInt(key);
-  if (!value.ok() || value.value() < 0 || value.value() > int64_t(1) << 40) {
-    *error = std::string("--") + key + " must be a number of milliseconds, got '" +
-             options.get(key) + "'";
+// Reads a non-negative duration: a number of milliseconds, or a number with
+// one of the suffixes ms, s, m, h ("5000", "5s", "10m", "1h").
+bool readDuration(const dfs::Options& options, const char* key, int64_t* outNs, std::string* error) {
+  const std::string& text = options.get(key);
+  size_t digits = 0;
+  while (digits < text.size() && isdigit(uint8_t(text[digits]))) ++digits;
+  std::string suffix = text.substr(digits);
+  int64_t unitNs = suffix == "" || suffix == "ms" ? 1000000
+                   : suffix == "s"                ? int64_t(1000000000)
+                   : suffix == "m"                ? int64_t(60) * 1000000000
+                   : suffix == "h"                ? int64_t(3600) * 1000000000
+                                                  : 0;
+  if (digits == 0 || digits > 12 || unitNs == 0) {
+    *error = std::string("--") + key + " must be a duration such as 5000, 5000ms, 5s, 10m or 1h, got '" +
+             text + "'";
     return false;
   }
-  *outNs = value.value() * 1000000;
+  int64_t value = std::stoll(text.substr(0, digits));
+  if (value > (int64_t(1) << 62) / unitNs) {
+    *error = std::string("--") + key + " is too large: '" + text + "'";
+    return false;
+  }
+  *outNs = value * unitNs;
   return true;
 }
 
@@ -80,13 +95,13 @@ int main(int argc, char** argv) {
   if (config.dataDir.empty()) return badConfig("--data-dir is required");
   config.defaultVolume = options.get("default-volume");
   std::string error;
-  if (!readMs(options, "node-timeout", &config.nodeTimeoutNs, &error) ||
-      !readMs(options, "session-lease", &config.sessionLeaseNs, &error) ||
-      !readMs(options, "gc-grace", &config.gcGraceNs, &error) ||
-      !readMs(options, "gc-interval", &config.gcIntervalNs, &error)) {
+  if (!readDuration(options, "node-timeout", &config.nodeTimeoutNs, &error) ||
+      !readDuration(options, "session-lease", &config.sessionLeaseNs, &error) ||
+      !readDuration(options, "gc-grace", &config.gcGraceNs, &error) ||
+      !readDuration(options, "gc-interval", &config.gcIntervalNs, &error)) {
     return badConfig(error);
   }
-  if (config.sessionLeaseNs < 1000000000) return badConfig("--session-lease must be at least 1000 ms");
+  if (config.sessionLeaseNs < 1000000000) return badConfig("--session-lease must be at least 1s");
   auto mapSize = options.getSize("map-size");
   if (!mapSize.ok() || mapSize.value() < (uint64_t(1) << 20)) {
     return badConfig("--map-size must be a size of at least 1M, got '" + options.get("map-size") + "'");

@@ -234,7 +234,8 @@ TEST_CASE("gc race: answers about chunks being deleted wait for the deletion") {
   CHECK_FALSE(answer.poll(io.waitScope));  // held back while the fragments are being deleted
 
   gate.fulfiller->fulfill();
-  auto present = answer.wait(io.waitScope).getPresent();
+  auto answered = answer.wait(io.waitScope);
+  auto present = answered.getPresent();
   REQUIRE(present.size() == 1);
   CHECK_FALSE(present[0]);
   auto result = run.wait(io.waitScope);

@@ -149,7 +149,8 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   CHECK(listing.getEntries()[0].getHasAttr());
   CHECK(listing.getEntries()[0].getAttr().getSize() == 69);
 
-  auto stats = meta.statsRequest().send().wait(io.waitScope).getStats();
+  auto statsResponse = meta.statsRequest().send().wait(io.waitScope);
+  auto stats = statsResponse.getStats();
   CHECK(stats.getLogicalBytes() == 69);
   CHECK(stats.getRawBytes() == 128);
 
@@ -170,7 +171,8 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   auto registered = reg.send().wait(io.waitScope);
   CHECK(registered.getNodeId() == 1);
   CHECK(registered.getHeartbeatMs() == 1000);
-  auto statfs = meta.statfsRequest().send().wait(io.waitScope).getStatfs();
+  auto statfsResponse = meta.statfsRequest().send().wait(io.waitScope);
+  auto statfs = statfsResponse.getStatfs();
   CHECK(statfs.getTotalBytes() == 1000);
   CHECK(statfs.getFreeBytes() == 900);
   auto map = meta.clusterMapRequest().send().wait(io.waitScope);
