@@ -57,9 +57,11 @@ kj::Promise<Result<GcResult>> GarbageCollector::run(int64_t graceNs) {
             running_ = false;
             clients_.clear();
             connections_.clear();
-            spdlog::info("gc: {} chunks, {} fragments, {} orphan fragments deleted, {} bytes freed",
-                         result_.chunksDeleted, result_.fragmentsDeleted,
-                         result_.orphanFragmentsDeleted, result_.bytesFreed);
+            bool any = result_.chunksDeleted + result_.orphanFragmentsDeleted > 0;
+            spdlog::log(any ? spdlog::level::info : spdlog::level::debug,
+                        "gc: {} chunks, {} fragments, {} orphan fragments deleted, {} bytes freed",
+                        result_.chunksDeleted, result_.fragmentsDeleted,
+                        result_.orphanFragmentsDeleted, result_.bytesFreed);
             return result_;
           },
           [this](kj::Exception&& e) -> Result<GcResult> {

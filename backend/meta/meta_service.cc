@@ -149,7 +149,10 @@ kj::Promise<void> MetaImpl::mount(MountContext context) {
   RpcScope rpc("mount");
   auto params = context.getParams();
   auto results = context.getResults();
-  auto volume = node_.volumes().find(std::string(view(params.getVolume())));
+  // An empty name means the configured default volume.
+  std::string name(view(params.getVolume()));
+  if (name.empty()) name = node_.config().defaultVolume;
+  auto volume = node_.volumes().find(name);
   if (!volume.ok()) {
     setStatus(results, volume.status());
     return kj::READY_NOW;

@@ -60,7 +60,7 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   CHECK(std::string(badMountResponse.getStatus().getMessage().cStr()) == "no such volume 'x'");
 
   auto mount = meta.mountRequest();
-  mount.setVolume("default");
+  mount.setVolume("");  // the default volume
   mount.setClient("test");
   auto mounted = mount.send().wait(io.waitScope);
   REQUIRE(mounted.getStatus().getCode() == proto::Code::OK);
