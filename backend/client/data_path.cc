@@ -25,6 +25,7 @@ constexpr int64_t kExcludeNodeNs = 30ll * 1000000000;
 constexpr int kUploadAttempts = 3;
 constexpr int kCommitAttempts = 4;
 constexpr size_t kMaxPutsInFlight = 3;
+constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry of a failed flush
 
 void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,
                 char* out) {
@@ -73,6 +74,7 @@ struct DataPath::FileState {
   int64_t firstDirtyNs = 0;
   uint64_t accounted = 0;        // bytes counted in DataPath::dirtyBytes_
   Status error;                  // first failed background flush, reported by flush()
+  int64_t retryAfterNs = 0;      // the flusher leaves a failing file alone until then
   bool extentsValid = false;
   uint64_t extStart = 0, extEnd = 0;
   std::vector<Extent> extents;
@@ -198,7 +200,7 @@ void DataPath::flusherMain() {
       uint64_t largestBytes = 0;
       for (auto& [ino, f] : files_) {
         std::lock_guard<std::mutex> fl(f->mu);
-        if (f->dirty.empty()) continue;
+        if (f->dirty.empty() || now < f->retryAfterNs) continue;
         if (f->dirty.bytes() > largestBytes) {
           largestBytes = f->dirty.bytes();
           largest = f;
@@ -295,6 +297,7 @@ Status DataPath::flushFile(FileState& f, bool final) {
     } else {
       for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data);
       if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
+      f.retryAfterNs = nowNs() + kFailedFlushRetryNs;
       if (f.error.ok()) f.error = status;
     }
     f.flushing.clear();
