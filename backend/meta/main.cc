@@ -1,7 +1,9 @@
 // dfs-meta: the metadata node daemon. One KJ event-loop thread serves every
 // client and storage node; LMDB write transactions run synchronously on it and
 // are durable when they return (LMDB syncs on commit).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <spdlog/spdlog.h>
 
 #include <capnp/rpc-twoparty.h>
@@ -10,6 +12,8 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -116,6 +120,17 @@ int main(int argc, char** argv) {
   auto io = kj::setupAsyncIo();
   dfs::KjLogBridge logBridge;
 
+  // One process per data directory: LMDB itself would let a second one in, but
+  // sessions, leases and node liveness live in memory.
+  std::error_code mkdirError;
+  std::filesystem::create_directories(config.dataDir, mkdirError);
+  std::string lockPath = config.dataDir + "/lock";
+  int lockFd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lockFd < 0 || ::flock(lockFd, LOCK_EX | LOCK_NB) != 0) {
+    spdlog::error("cannot lock {}: {} (is another dfs-meta using {}?)", lockPath, strerror(errno),
+                  config.dataDir);
+    return 1;
+  }
   auto opened = dfs::meta::MetaNode::open(config, &io.provider->getNetwork(), &io.provider->getTimer());
   if (!opened.ok()) {
     spdlog::error("cannot open metadata store in {}: {}", config.dataDir, opened.status().message);
