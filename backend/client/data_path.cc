@@ -75,6 +75,7 @@ struct DataPath::FileState {
   uint64_t accounted = 0;        // bytes counted in DataPath::dirtyBytes_
   Status error;                  // first failed background flush, reported by flush()
   int64_t retryAfterNs = 0;      // the flusher leaves a failing file alone until then
+  bool flushRequested = false;   // passed its bound: the flusher should commit it
   bool extentsValid = false;
   uint64_t extStart = 0, extEnd = 0;
   std::vector<Extent> extents;
@@ -156,7 +157,7 @@ void DataPath::patchAttr(Attr* attr) {
 Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, size_t size) {
   if (size == 0) return size_t(0);
   auto f = file(ino, true);
-  bool overFile;
+  bool overFile, handOff = false;
   {
     std::lock_guard<std::mutex> lock(f->mu);
     f->dirty.write(offset, std::string_view(data, size));
@@ -164,8 +165,15 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
     f->lastWriteNs = now;
     if (f->firstDirtyNs == 0) f->firstDirtyNs = now;
     addDirty(reaccount(*f));
-    overFile = f->dirty.bytes() >= options_.fileDirtyLimit;
+    // Past the bound the flusher commits in the background while this writer keeps
+    // going; past twice the bound the writer flushes itself (back-pressure).
+    overFile = f->dirty.bytes() >= 2 * options_.fileDirtyLimit;
+    if (!overFile && f->dirty.bytes() >= options_.fileDirtyLimit && !f->flushRequested) {
+      f->flushRequested = true;
+      handOff = true;
+    }
   }
+  if (handOff) flusherCv_.notify_one();
   if (overFile) {
     Status status = flushFile(*f, false);
     if (!status.ok()) return status;
@@ -201,6 +209,11 @@ void DataPath::flusherMain() {
       for (auto& [ino, f] : files_) {
         std::lock_guard<std::mutex> fl(f->mu);
         if (f->dirty.empty() || now < f->retryAfterNs) continue;
+        if (f->flushRequested) {
+          f->flushRequested = false;
+          work.emplace_back(f, false);
+          continue;
+        }
         if (f->dirty.bytes() > largestBytes) {
           largestBytes = f->dirty.bytes();
           largest = f;

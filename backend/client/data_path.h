@@ -49,7 +49,7 @@ struct DataPathOptions {
   uint64_t totalDirtyLimit = 256ull << 20;  // writers wait above this
   uint64_t chunkCacheBytes = 64ull << 20;
   uint64_t uploadBatchBytes = 8ull << 20;   // plaintext per pipelined put batch
-  int readAheadChunks = 4;
+  int readAheadChunks = 16;
   int64_t flushAfterMs = 3000;              // background flush of older dirty data
 };
 
