@@ -58,7 +58,7 @@ check_endpoint() {
 }
 
 step "promtool accepts a rendering of every documented metric"
-common_tests=$DFS_BIN/../tests/common_tests
+common_tests=${COMMON_TESTS:-$DFS_BIN/../tests/common_tests}
 [ -x "$common_tests" ] || fail "$common_tests not built"
 DFS_METRICS_SAMPLE_OUT=$CLUSTER_DIR/sample.prom "$common_tests" '[.metrics-sample]' >/dev/null ||
   fail "sample exposition test failed"
