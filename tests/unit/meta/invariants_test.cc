@@ -122,7 +122,9 @@ void checkInvariants(TempNode& t) {
 TEST_CASE("invariants hold under random namespace and data operations") {
   TempNode t;
   auto seed = GENERATE(12345u, 7u, 2026u);
+  bool grouped = GENERATE(false, true);  // group commit: batches of random size
   std::mt19937 rng(seed);
+  if (grouped) t.node->store().enableGroupCommit([]() {});
   auto pick = [&](int n) { return int(rng() % unsigned(n)); };
   uint64_t session = t.node->sessions().mount(1, "fuzz").value();
   std::vector<uint64_t> dirs{t.root()};
@@ -207,6 +209,7 @@ TEST_CASE("invariants hold under random namespace and data operations") {
       }
     }
     ok += success;
+    if (grouped && pick(3) == 0) REQUIRE(t.node->store().commitBatch().ok());
     // Directories removed by rmdir/rename drop out of the working set.
     std::vector<uint64_t> alive;
     for (uint64_t d : dirs) {
@@ -214,9 +217,13 @@ TEST_CASE("invariants hold under random namespace and data operations") {
       if (attr.ok() && attr.value().nlink > 0) alive.push_back(d);
     }
     dirs = alive;
-    if (step % 50 == 0) checkInvariants(t);
+    if (step % 50 == 0) {
+      REQUIRE(t.node->store().commitBatch().ok());
+      checkInvariants(t);
+    }
   }
   REQUIRE(t.node->sessions().unmount(session).ok());
+  REQUIRE(t.node->store().commitBatch().ok());
   checkInvariants(t);
   CHECK(ok > 500);
 }
