@@ -86,6 +86,7 @@ struct DataPath::FileState {
 DataPath::DataPath(MetaClient& meta, StoragePool& storage, DataPathOptions options)
     : meta_(meta), storage_(storage), options_(options), cache_(options.chunkCacheBytes) {
   flusher_ = std::thread([this] { flusherMain(); });
+  prefetcher_ = std::thread([this] { prefetcherMain(); });
 }
 
 DataPath::~DataPath() {
@@ -96,6 +97,58 @@ DataPath::~DataPath() {
   flusherCv_.notify_all();
   memoryCv_.notify_all();
   flusher_.join();
+  {
+    std::lock_guard<std::mutex> lock(prefetchMu_);
+    prefetchStop_ = true;
+  }
+  prefetchCv_.notify_all();
+  prefetcher_.join();
+}
+
+void DataPath::prefetch(std::vector<ChunkPlacement> chunks) {
+  {
+    std::lock_guard<std::mutex> lock(prefetchMu_);
+    for (auto& c : chunks) {
+      if (prefetching_.insert(c.layout.id).second) prefetchQueue_.push_back(std::move(c));
+    }
+  }
+  prefetchCv_.notify_one();
+}
+
+bool DataPath::awaitPrefetch(const ChunkId& id) {
+  std::unique_lock<std::mutex> lock(prefetchMu_);
+  if (!prefetching_.count(id)) return false;
+  loadedCv_.wait_for(lock, std::chrono::milliseconds(meta_.opTimeoutMs()),
+                     [&] { return prefetching_.count(id) == 0; });
+  return true;
+}
+
+void DataPath::prefetcherMain() {
+  constexpr size_t kBatch = 16;
+  std::unique_lock<std::mutex> lock(prefetchMu_);
+  while (true) {
+    prefetchCv_.wait(lock, [&] { return prefetchStop_ || !prefetchQueue_.empty(); });
+    if (prefetchStop_) break;
+    std::vector<ChunkPlacement> batch;
+    while (!prefetchQueue_.empty() && batch.size() < kBatch) {
+      batch.push_back(std::move(prefetchQueue_.front()));
+      prefetchQueue_.pop_front();
+    }
+    lock.unlock();
+    std::vector<const ChunkPlacement*> list;
+    for (const auto& c : batch) {
+      if (!cache_.get(c.layout.id)) list.push_back(&c);
+    }
+    if (!list.empty()) {
+      auto loaded = loadChunks(list);
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (loaded[i].ok()) cache_.put(list[i]->layout.id, loaded[i].value());
+      }
+    }
+    lock.lock();
+    for (const auto& c : batch) prefetching_.erase(c.layout.id);
+    loadedCv_.notify_all();
+  }
 }
 
 std::shared_ptr<DataPath::FileState> DataPath::file(uint64_t ino, bool create) {
@@ -646,14 +699,17 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
   std::vector<ChunkPlacement> ahead;
   {
     std::lock_guard<std::mutex> lock(f.mu);
-    bool sequential = f.lastReadEnd == offset;
+    // Near the end of the previous read (async reads may arrive slightly out of order).
+    bool sequential = offset + (1u << 20) >= f.lastReadEnd && offset <= f.lastReadEnd + (1u << 20);
+    int aheadSeen = 0;
     std::set<ChunkId> seen;
     for (const auto& e : f.extents) {
       uint64_t eEnd = e.fileOffset + e.length;
       if (eEnd <= offset) continue;
       if (e.fileOffset >= end) {
-        if (!sequential || int(ahead.size()) >= options_.readAheadChunks) break;
+        if (!sequential || aheadSeen >= options_.readAheadChunks) break;
         if (e.kind == Extent::Kind::kChunk && seen.insert(e.chunk).second) {
+          ++aheadSeen;
           auto it = f.chunks.find(e.chunk);
           if (it != f.chunks.end() && !cache_.get(e.chunk)) ahead.push_back(it->second);
         }
@@ -674,22 +730,19 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
   // Load chunks not in the cache (plus read-ahead), in parallel.
   std::unordered_map<ChunkId, std::shared_ptr<const std::string>, ChunkIdHash> plain;
   std::vector<const ChunkPlacement*> missing;
+  if (!ahead.empty()) prefetch(ahead);
   for (const auto& c : chunkInfos) {
     auto data = cache_.get(c.layout.id);
+    if (!data && awaitPrefetch(c.layout.id)) data = cache_.get(c.layout.id);
     if (data) plain[c.layout.id] = data;
     else missing.push_back(&c);
   }
   if (!missing.empty()) {
-    size_t wanted = missing.size();
-    for (const auto& c : ahead) missing.push_back(&c);
     auto loaded = loadChunks(missing);
     for (size_t i = 0; i < missing.size(); ++i) {
-      if (loaded[i].ok()) {
-        cache_.put(missing[i]->layout.id, loaded[i].value());
-        if (i < wanted) plain[missing[i]->layout.id] = loaded[i].value();
-      } else if (i < wanted) {
-        return loaded[i].status();
-      }
+      if (!loaded[i].ok()) return loaded[i].status();
+      cache_.put(missing[i]->layout.id, loaded[i].value());
+      plain[missing[i]->layout.id] = loaded[i].value();
     }
   }
   for (const auto& part : parts) {

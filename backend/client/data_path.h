@@ -21,7 +21,8 @@
 // CPU work (chunking, hashing, encoding, decoding) runs on the calling thread;
 // only RPCs run on the RpcLoop thread.
 //
-// Threads: every public method from any thread except the RpcLoop thread.
+// Threads: every public method from any thread except the RpcLoop thread. Two
+// internal threads: the flusher and the read-ahead prefetcher.
 // Lock order: FileState::flushMu -> FileState::commitMu -> FileState::mu ->
 // DataPath::filesMu_ / clusterMu_ / memoryMu_ (leaves). No lock is held across an
 // RPC except flushMu (which only serializes flushes of one file) and a shared
@@ -30,6 +31,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <unordered_set>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -104,6 +107,11 @@ class DataPath {
       const std::vector<const ChunkPlacement*>& chunks);
   void refreshClusterMap(bool force);
   void flusherMain();
+  void prefetcherMain();
+  // Queues chunks for background loading (sequential read-ahead).
+  void prefetch(std::vector<ChunkPlacement> chunks);
+  // Waits while `id` is being prefetched; true if it is in the cache now.
+  bool awaitPrefetch(const ChunkId& id);
   void waitForMemory();
   void addDirty(int64_t delta);
 
@@ -127,6 +135,14 @@ class DataPath {
   std::atomic<uint64_t> dirtyBytes_{0};
   bool stopping_ = false;  // guarded by memoryMu_
   std::thread flusher_;
+
+  std::mutex prefetchMu_;
+  std::condition_variable prefetchCv_;  // work queued or stopping
+  std::condition_variable loadedCv_;    // a prefetched chunk finished loading
+  std::deque<ChunkPlacement> prefetchQueue_;                   // guarded by prefetchMu_
+  std::unordered_set<ChunkId, ChunkIdHash> prefetching_;       // queued or loading; prefetchMu_
+  bool prefetchStop_ = false;                                  // guarded by prefetchMu_
+  std::thread prefetcher_;
 };
 
 }  // namespace dfs
