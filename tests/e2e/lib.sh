@@ -20,8 +20,9 @@ fail() {
 
 _e2e_cleanup() {
   local rc=$?
+  set +e
   trap - EXIT INT TERM
-  [ -n "${_E2E_WATCHDOG:-}" ] && kill "$_E2E_WATCHDOG" 2>/dev/null
+  [ -n "${_E2E_WATCHDOG:-}" ] && { pkill -P "$_E2E_WATCHDOG" sleep 2>/dev/null; kill "$_E2E_WATCHDOG" 2>/dev/null; }
   cluster_stop
   if [ "$rc" -ne 0 ]; then
     echo "--- $TEST_NAME failed (rc=$rc); daemon logs (last lines):" >&2
@@ -38,7 +39,8 @@ trap _e2e_cleanup EXIT
 trap 'exit 130' INT
 trap 'echo "FAIL: $TEST_NAME: time limit of ${E2E_TIME_LIMIT}s reached" >&2; exit 124' TERM
 # Our own watchdog, shorter than ctest's timeout, so cleanup always runs.
-( sleep "$E2E_TIME_LIMIT"; kill -TERM $$ 2>/dev/null ) &
+# Its file descriptors are closed so that it never holds ctest's output pipe open.
+( sleep "$E2E_TIME_LIMIT" && kill -TERM $$ ) </dev/null >/dev/null 2>&1 &
 _E2E_WATCHDOG=$!
 
 dfsctl() { "$DFS_BIN/dfsctl" --meta "127.0.0.1:$META_PORT" "$@"; }
