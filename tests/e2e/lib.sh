@@ -8,6 +8,7 @@ set -euo pipefail
 source "$DFS_SOURCE/scripts/cluster.sh"
 
 CLUSTER_DIR=$(mktemp -d /tmp/dfs-e2e.XXXXXX)
+chmod 755 "$CLUSTER_DIR"  # other users (permission tests) must reach the mount point
 MNT=$CLUSTER_DIR/mnt
 TEST_NAME=$(basename "$0" .sh)
 E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-840}
