@@ -172,10 +172,6 @@ void DataPath::addDirty(int64_t delta) {
 
 namespace {
 // REQUIRES: file.mu held. Returns the change in accounted bytes.
-int64_t reaccount(DataPath::FileState& file);
-}  // namespace
-
-namespace {
 int64_t reaccount(DataPath::FileState& file) {
   uint64_t now = file.dirty.bytes() + mapBytes(file.flushing);
   int64_t delta = int64_t(now) - int64_t(file.accounted);
@@ -866,8 +862,5 @@ std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
   return out;
 }
 
-Result<std::shared_ptr<const std::string>> DataPath::loadChunk(const ChunkPlacement& chunk) {
-  return std::move(loadChunks({&chunk})[0]);
-}
 
 }  // namespace dfs

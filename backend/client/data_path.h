@@ -102,7 +102,6 @@ class DataPath {
   Status commitRanges(FileState& file, std::map<uint64_t, std::string>& ranges, bool final,
                       uint64_t* committedEnd, uint64_t* tailOffset);
   Status readCommitted(FileState& file, uint64_t offset, size_t size, char* out);
-  Result<std::shared_ptr<const std::string>> loadChunk(const ChunkPlacement& chunk);
   std::vector<Result<std::shared_ptr<const std::string>>> loadChunks(
       const std::vector<const ChunkPlacement*>& chunks);
   void refreshClusterMap(bool force);
