@@ -62,9 +62,13 @@ kj::Promise<Status> MetaNode::whenDurable() {
 }
 
 kj::Promise<void> MetaNode::runPeriodic() {
-  return timer_->afterDelay(500 * kj::MILLISECONDS).then([this]() {
-    return tick();
-  }).then([this]() { return runPeriodic(); });
+  return timer_->afterDelay(500 * kj::MILLISECONDS)
+      .then([this]() { return tick(); })
+      .catch_([](kj::Exception&& e) {
+        // A failed tick is logged; the periodic work (and the daemon) go on.
+        spdlog::error("periodic work failed: {}", e.getDescription().cStr());
+      })
+      .then([this]() { return runPeriodic(); });
 }
 
 kj::Promise<void> MetaNode::tick() {
