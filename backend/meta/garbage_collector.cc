@@ -96,8 +96,19 @@ kj::Promise<void> GarbageCollector::collectRecords(int64_t zeroBeforeNs, std::st
 }
 
 kj::Promise<void> GarbageCollector::deleteFragments() {
+  // Nodes that are not up are skipped rather than waited for: their fragments
+  // have no chunk record any more, so the orphan phase of a later run removes
+  // them once the node is back.
+  std::set<uint32_t> up;
+  for (const auto& node : cluster_.nodes()) {
+    if (node.state == NodeState::kUp) up.insert(node.record.id);
+  }
   auto promises = kj::heapArrayBuilder<kj::Promise<void>>(pending_.size());
   for (auto& [nodeId, ids] : pending_) {
+    if (!up.count(nodeId)) {
+      promises.add(kj::READY_NOW);
+      continue;
+    }
     promises.add(deleteOn(nodeId, ids).then([this](uint32_t n) { result_.fragmentsDeleted += n; }));
   }
   return kj::joinPromises(promises.finish());

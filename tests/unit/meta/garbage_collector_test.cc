@@ -243,3 +243,30 @@ TEST_CASE("gc race: answers about chunks being deleted wait for the deletion") {
   CHECK(result.value().fragmentsDeleted == 6);
   CHECK_FALSE(t.node->gc().deleting(id));
 }
+
+TEST_CASE("gc: a down node is skipped; its fragments go as orphans once it is back") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  FakeCluster cluster(io, t);
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commitChunk(t, f.ino, 'A', true).status.ok());
+  for (int i = 0; i < 6; ++i) cluster.stores[i]->fragments.insert(fragment('A', i));
+  REQUIRE(t.ns().unlink(t.root(), "f", kUser).ok());
+  // Node 6 stops heartbeating.
+  t.clock += int64_t(6) * 1000000000;
+  auto nodes = t.node->cluster().nodes();
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(t.node->cluster().registerNode(nodes[i].record.uuid, nodes[i].record.address, 1 << 30, 0, 0, "").ok());
+  }
+  auto first = t.node->gc().run(0).wait(io.waitScope);
+  REQUIRE(first.ok());
+  CHECK(first.value().chunksDeleted == 1);
+  CHECK(first.value().fragmentsDeleted == 5);
+  CHECK(cluster.stores[5]->fragments.size() == 1);
+  // Back up: the orphan phase removes what is left.
+  REQUIRE(t.node->cluster().registerNode(nodes[5].record.uuid, nodes[5].record.address, 1 << 30, 0, 0, "").ok());
+  auto second = t.node->gc().run(0).wait(io.waitScope);
+  REQUIRE(second.ok());
+  CHECK(second.value().orphanFragmentsDeleted == 1);
+  CHECK(cluster.stores[5]->fragments.empty());
+}
