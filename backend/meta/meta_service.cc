@@ -512,6 +512,14 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
   for (auto c : newChunks) {
     request.newChunks.push_back(readChunk(c));
     waits = waits || node_.gc().deleting(request.newChunks.back().id);
+    for (uint32_t nodeId : request.newChunks.back().nodes) {
+      if (node_.cluster().address(nodeId).empty()) {
+        setStatus(context.getResults(),
+                  Status::error(Code::INVALID, "chunk placement names unknown storage node " +
+                                                   std::to_string(nodeId)));
+        return kj::READY_NOW;
+      }
+    }
   }
   kj::Promise<void> ready = waits ? node_.gc().whenIdle() : kj::Promise<void>(kj::READY_NOW);
   return ready.then([this, context, request = kj::mv(request)]() mutable {

@@ -103,11 +103,23 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
       chunks[0].setK(1);
       chunks[0].setM(1);
       chunks[0].setFragmentSize(64);
-      chunks[0].initNodes(2).set(1, 2);
+      auto nodes = chunks[0].initNodes(2);
+      nodes.set(0, 1);
+      nodes.set(1, 2);
       chunks[0].initFragmentChecksums(2);
     }
     return commit;
   };
+  auto unknownNode = makeCommit(true).send().wait(io.waitScope);
+  CHECK(unknownNode.getStatus().getCode() == proto::Code::INVALID);
+  for (int i = 1; i <= 2; ++i) {
+    auto reg = meta.registerNodeRequest();
+    reg.setUuid(kj::str("u", i));
+    reg.setAddress(kj::str("127.0.0.1:", 9 + i));
+    reg.setCapacityBytes(500);
+    reg.setUsedBytes(50);
+    REQUIRE(reg.send().wait(io.waitScope).getNodeId() == uint32_t(i));
+  }
   auto missing = makeCommit(false).send().wait(io.waitScope);
   CHECK(missing.getStatus().getCode() == proto::Code::MISSING_CHUNKS);
   REQUIRE(missing.getMissing().size() == 1);
@@ -161,13 +173,13 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   auto refused = volume.send().wait(io.waitScope);
   CHECK(refused.getStatus().getCode() == proto::Code::UNAVAILABLE);
   CHECK(std::string(refused.getStatus().getMessage().cStr()) ==
-        "volume needs 6 storage nodes (4+2), only 0 are up");
+        "volume needs 6 storage nodes (4+2), only 2 are up");
 
   auto reg = meta.registerNodeRequest();
   reg.setUuid("u1");
-  reg.setAddress("127.0.0.1:9");
-  reg.setCapacityBytes(1000);
-  reg.setUsedBytes(100);
+  reg.setAddress("127.0.0.1:10");
+  reg.setCapacityBytes(500);
+  reg.setUsedBytes(50);
   auto registered = reg.send().wait(io.waitScope);
   CHECK(registered.getNodeId() == 1);
   CHECK(registered.getHeartbeatMs() == 1000);
@@ -176,7 +188,7 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   CHECK(statfs.getTotalBytes() == 1000);
   CHECK(statfs.getFreeBytes() == 900);
   auto map = meta.clusterMapRequest().send().wait(io.waitScope);
-  REQUIRE(map.getNodes().size() == 1);
+  REQUIRE(map.getNodes().size() == 2);
   CHECK(map.getNodes()[0].getState() == proto::NodeInfo::NodeState::UP);
 
   auto gc = meta.gcRequest();
