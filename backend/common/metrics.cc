@@ -7,10 +7,6 @@
 
 namespace dfs {
 
-const std::vector<double> kLatencyBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                             0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                             1,      2.5,     5,      10};
-
 namespace {
 
 void atomicAdd(std::atomic<double>& target, double delta) {

@@ -8,13 +8,15 @@
 // valid for the registry's lifetime. Updating a series (`inc`, `set`, `observe`) is a few
 // relaxed atomic operations and never locks.
 //
-// Thread safety: every method of every class here may be called from any thread.
+// Thread safety: every method of Counter, Gauge, Histogram and Metrics may be called from
+// any thread. A ScopedLatencyTimer or MetricsCallbackHandle is used by one thread at a time.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,8 +30,11 @@ namespace dfs {
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
 // Upper bounds (seconds) for latency histograms: 100 µs to 10 s, roughly ×2.5 per step,
-// which covers a cached FUSE lookup as well as a degraded erasure-coded read.
-extern const std::vector<double> kLatencyBuckets;
+// which covers a cached FUSE lookup as well as a degraded erasure-coded read. constexpr
+// so that registering a histogram from a static initializer sees the values.
+inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                             0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                             1,      2.5,     5,      10};
 
 // A monotonically increasing count (requests, bytes).
 class Counter {
@@ -130,7 +135,8 @@ class Metrics {
   // `upperBounds` only matters the first time the name is registered.
   Histogram& histogram(const std::string& name, const std::string& help,
                        const MetricLabels& labels = {},
-                       const std::vector<double>& upperBounds = kLatencyBuckets);
+                       const std::vector<double>& upperBounds = {std::begin(kLatencyBuckets),
+                                                                 std::end(kLatencyBuckets)});
 
   // A gauge whose value is computed when rendered. The callback runs on the rendering
   // thread (the HTTP server's) with the registry mutex held, so it must be thread-safe,

@@ -12,7 +12,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 missing=()
-for p in debhelper dpkg-dev lintian; do
+for p in debhelper dpkg-dev lintian rsync; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -24,13 +24,17 @@ fi
 
 version=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Version)
 stage=$out/dfs-$version
-# Keep the CMake build folder (obj-dfs) between runs; refresh everything else.
-if [ -d "$stage" ]; then
-  find "$stage" -mindepth 1 -maxdepth 1 ! -name obj-dfs -exec rm -rf {} +
-fi
-"$src/packaging/stage-source.sh" "$src" "$stage"
-rm -rf "$stage/debian"
-cp -a "$here/debian" "$stage/debian"
+# Refresh the staged source but keep the CMake build folder (obj-dfs) between runs. Files
+# are copied by content (rsync -c, without keeping mtimes), so a changed file is newer
+# than its old objects even if it was edited before they were built; unchanged files
+# keep their mtime and are not rebuilt.
+fresh=$out/.source-$version
+rm -rf "$fresh"
+"$src/packaging/stage-source.sh" "$src" "$fresh"
+cp -a "$here/debian" "$fresh/debian"
+mkdir -p "$stage"
+rsync -rlc --delete --exclude=/obj-dfs "$fresh/" "$stage/"
+rm -rf "$fresh"
 rm -f "$out"/dfs_"$version"_*.deb "$out"/dfs-dbgsym_"$version"_*.deb "$out"/dfs_"$version"_*.changes \
   "$out"/dfs_"$version"_*.buildinfo
 
