@@ -121,10 +121,10 @@ stop_daemon() {
   pid=$(pid_of "$name")
   [ -n "$pid" ] || return 0
   kill -"$sig" "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }; sleep 0.1; done
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }; sleep 0.1; done
   cluster_log "$name (pid $pid) ignored SIG$sig for 10 s; killing"
   kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
   return 0
 }
 
@@ -140,7 +140,7 @@ cluster_stop() {
     local pid=${entry##*:}
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
   done
   CLUSTER_PIDS=()
   CLUSTER_MOUNTS=()

@@ -26,6 +26,12 @@ Status Xattrs::set(uint64_t ino, std::string_view name, std::string_view value, 
   if (!status.ok()) return status;
   if (value.size() > kMaxXattrValue) return Status::error(Code::RANGE, "xattr value larger than 64 KiB");
   if (flags & ~(kXattrCreate | kXattrReplace)) return Status::error(Code::INVALID, "unknown xattr flags");
+  // POSIX ACLs are not implemented: storing them as opaque xattrs would let `cp -a`
+  // and `setfacl` believe permissions were applied while the mode bits stay unchanged.
+  // EOPNOTSUPP makes those tools fall back to chmod.
+  if (name.substr(0, 17) == "system.posix_acl_") {
+    return Status::error(Code::NOT_SUPPORTED, "POSIX ACLs are not supported");
+  }
   WriteTxn wtx(store_);
   auto inode = loadInode(wtx, ino);
   if (!inode.ok()) return inode.status();

@@ -275,4 +275,6 @@ TEST_CASE("xattrs: flags, limits, list, remove") {
   CHECK(x.remove(f.ino, "user.a").code == Code::NO_DATA);
   CHECK(x.list(f.ino).value() == std::vector<std::string>{"user.b"});
   CHECK(x.set(999999, "user.a", "1", 0).code == Code::STALE);
+  // ACLs are refused, so that cp -a / setfacl fall back to chmod instead of a silent no-op.
+  CHECK(x.set(f.ino, "system.posix_acl_access", std::string(28, '\2'), 0).code == Code::NOT_SUPPORTED);
 }
