@@ -1,5 +1,6 @@
 #include "backend/client/data_path.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@ constexpr int64_t kExcludeNodeNs = 30ll * 1000000000;
 constexpr int kUploadAttempts = 3;
 constexpr int kCommitAttempts = 4;
 constexpr size_t kMaxPutsInFlight = 3;
+constexpr int64_t kTrimIntervalNs = 10ll * 1000000000;
 constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry of a failed flush
 
 void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,
@@ -242,6 +244,7 @@ void DataPath::waitForMemory() {
 }
 
 void DataPath::flusherMain() {
+  int64_t lastTrimNs = 0;
   std::unique_lock<std::mutex> lock(memoryMu_);
   while (!stopping_) {
     flusherCv_.wait_for(lock, std::chrono::milliseconds(500));
@@ -279,6 +282,13 @@ void DataPath::flusherMain() {
       if (!status.ok()) {
         spdlog::warn("background flush of inode {} failed: {}", f->ino, status.message);
       }
+    }
+    // Large write bursts leave freed buffers in per-thread malloc arenas; give
+    // them back to the system once things are quiet.
+    int64_t nowMono = monotonicNs();
+    if (dirtyBytes_ == 0 && nowMono - lastTrimNs > kTrimIntervalNs) {
+      malloc_trim(0);
+      lastTrimNs = nowMono;
     }
     lock.lock();
   }
