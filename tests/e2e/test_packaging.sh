@@ -37,7 +37,7 @@ else
   deb_dir=$DFS_SOURCE/build-deb
   # Reuse a package newer than every source file; otherwise `make deb` (incremental:
   # it keeps its CMake build folder and uses ccache).
-  previous=$(ls -t "$deb_dir"/dfs_*.deb 2>/dev/null | head -1)
+  previous=$(ls -t "$deb_dir"/dfs_*.deb 2>/dev/null | head -1 || true)
   if [ -z "$previous" ] || [ -n "$(cd "$DFS_SOURCE" && find CMakeLists.txt cmake protocol backend \
     fuse tools packaging docs -type f -newer "$previous" 2>/dev/null | head -1)" ]; then
     make -C "$DFS_SOURCE" deb >"$CLUSTER_DIR/make-deb.log" 2>&1 ||
@@ -46,7 +46,7 @@ else
     echo "reusing $previous (newer than every source file)"
   fi
 fi
-deb=$(ls -t "$deb_dir"/dfs_*.deb 2>/dev/null | head -1)
+deb=$(ls -t "$deb_dir"/dfs_*.deb 2>/dev/null | head -1 || true)
 [ -f "$deb" ] || fail "no dfs_*.deb in $deb_dir"
 echo "package: $deb"
 
