@@ -22,6 +22,7 @@ source "$(dirname "$0")/lib.sh"
 PACKAGE_INSTALLED=0
 _packaging_cleanup() {
   local rc=$?
+  set +e
   # Unmount and stop daemons before the binaries disappear.
   cluster_stop
   if [ "$PACKAGE_INSTALLED" -eq 1 ]; then dpkg -P dfs >/dev/null 2>&1 || true; fi
