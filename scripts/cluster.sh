@@ -123,7 +123,7 @@ stop_daemon() {
   kill -"$sig" "$pid" 2>/dev/null || return 0
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }; sleep 0.1; done
   cluster_log "$name (pid $pid) ignored SIG$sig for 10 s; killing"
-  kill -KILL "$pid" 2>/dev/null
+  kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   return 0
 }
@@ -131,15 +131,15 @@ stop_daemon() {
 # Unmounts everything and stops every daemon we started. Safe to call more than once.
 cluster_stop() {
   local mnt entry
-  for mnt in "${CLUSTER_MOUNTS[@]}"; do unmount_volume "$mnt"; done
+  for mnt in "${CLUSTER_MOUNTS[@]}"; do unmount_volume "$mnt" || true; done
   for entry in "${CLUSTER_PIDS[@]}"; do
     local pid=${entry##*:}
-    kill -TERM "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null || true
   done
   for entry in "${CLUSTER_PIDS[@]}"; do
     local pid=${entry##*:}
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   CLUSTER_PIDS=()

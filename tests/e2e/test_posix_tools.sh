@@ -42,7 +42,7 @@ cp -a "$CLUSTER_DIR/src/dir000" "$MNT/repo/"
   git -c user.name=t -c user.email=t@example.com commit -qm second
   [ "$(git log --oneline | wc -l)" -eq 2 ] || exit 1
   [ -z "$(git status --porcelain)" ] || exit 1
-  git fsck -q
+  git fsck --no-progress >/dev/null
 ) || fail "git workflow failed"
 
 step "compile and run a C program inside the mount"
