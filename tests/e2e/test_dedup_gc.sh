@@ -60,7 +60,13 @@ final=$(raw)
 echo "raw bytes after gc: $final (start: $base)"
 [ "$final" -eq "$base" ] || fail "raw usage $final did not return to $base after GC"
 [ "$(stat_of unreferenced_chunks)" -eq 0 ] || fail "unreferenced chunks remain after GC"
-used=$(json_field "$(dfsctl node list --json)" "sum(n['fragments'] for n in j['nodes'])")
+# Fragment counts reach the metadata node with the storage nodes' heartbeats (1 s).
+deadline=$((SECONDS + 15))
+while :; do
+  used=$(json_field "$(dfsctl node list --json)" "sum(n['fragments'] for n in j['nodes'])")
+  [ "$used" -eq 0 ] || ((SECONDS >= deadline)) && break
+  sleep 1
+done
 echo "fragments left on storage nodes: $used"
 [ "$used" -eq 0 ] || fail "$used fragments left on storage nodes after GC"
 echo "PASS: $TEST_NAME"
