@@ -1,5 +1,7 @@
 #include "backend/storage/extent_store.h"
 
+#include "backend/common/metrics.h"
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -15,6 +17,15 @@
 #include "backend/common/hash.h"
 
 namespace dfs {
+
+namespace {
+// Process-wide Prometheus counter of checksum failures (reads, scrub, compaction).
+Counter& corruptFragmentsCounter() {
+  static Counter& counter = metrics().counter(
+      "dfs_storage_corrupt_fragments_total", "Fragments found corrupt (checksum mismatch) since start");
+  return counter;
+}
+}  // namespace
 
 namespace {
 
@@ -528,6 +539,7 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
     }
     if (!problem.empty()) {
       corrupt_.fetch_add(1);
+      corruptFragmentsCounter().inc();
       spdlog::error("corrupt fragment {} in extent {} at offset {}: {}; returning an error, not the bytes",
                     shortHex(id), extentFileName(location.extent), location.offset, problem);
       return Status::error(Code::IO, "fragment " + shortHex(id) + " is corrupt on this node: " + problem);
@@ -715,6 +727,7 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
       // Copying bad bytes would only hide them; the fragment is gone from this node
       // and repair rebuilds it from the other fragments of its stripe.
       corrupt_.fetch_add(1);
+      corruptFragmentsCounter().inc();
       spdlog::error("compaction: dropping corrupt fragment {} from extent {} at offset {}: {}",
                     shortHex(id), extentFileName(victim), offset, problem);
       txn.del(fragmentsDb_, id);

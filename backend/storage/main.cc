@@ -106,10 +106,6 @@ int runNode(const dfs::Options& options, const dfs::ExtentStoreOptions& storeOpt
            [](const dfs::StoreStats& s) { return double(s.fragments); });
   addGauge("dfs_storage_extents", "Extent files",
            [](const dfs::StoreStats& s) { return double(s.extents); });
-  addGauge("dfs_storage_corrupt_fragments", "Checksum failures found by reads since start",
-           [](const dfs::StoreStats& s) { return double(s.corruptFragments); });
-  addGauge("dfs_storage_group_commits", "fdatasync + index commit rounds since start",
-           [](const dfs::StoreStats& s) { return double(s.groupCommits); });
   std::unique_ptr<dfs::HttpServer> metricsServer;
   if (!options.get("metrics-listen").empty()) {
     metricsServer = std::make_unique<dfs::HttpServer>();

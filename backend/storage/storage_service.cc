@@ -24,10 +24,10 @@ void setStatus(proto::Status::Builder builder, const Status& status) { toProto(s
 StorageImpl::OpMetrics StorageImpl::opMetrics(const std::string& op) {
   MetricLabels labels{{"op", op}};
   return OpMetrics{
-      metrics().counter("dfs_storage_requests_total", "Storage RPCs received, by operation", labels),
-      metrics().counter("dfs_storage_request_failures_total",
+      metrics().counter("dfs_rpc_requests_total", "Storage RPCs received, by operation", labels),
+      metrics().counter("dfs_rpc_request_failures_total",
                         "Storage RPCs answered with a status other than ok, by operation", labels),
-      metrics().histogram("dfs_storage_request_seconds",
+      metrics().histogram("dfs_rpc_request_duration_seconds",
                           "Storage RPC latency from receipt to reply (put: until durable)", labels)};
 }
 
@@ -39,9 +39,9 @@ StorageImpl::StorageImpl(ExtentStore& store, StoreWriter& writer, std::string uu
       getMetrics_(opMetrics("get")),
       deleteMetrics_(opMetrics("delete")),
       listMetrics_(opMetrics("list")),
-      bytesWritten_(metrics().counter("dfs_storage_put_bytes_total",
+      bytesWritten_(metrics().counter("dfs_bytes_in_total",
                                       "Fragment bytes received in put calls that succeeded")),
-      bytesRead_(metrics().counter("dfs_storage_get_bytes_total",
+      bytesRead_(metrics().counter("dfs_bytes_out_total",
                                    "Fragment bytes returned by get calls")) {}
 
 kj::Promise<void> StorageImpl::put(PutContext context) {
