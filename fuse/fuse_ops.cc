@@ -180,7 +180,21 @@ void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void forgetOne(FuseContext& c, fuse_ino_t ino, uint64_t nlookup) {
   uint64_t server = toServer(c, ino);
-  if (c.refs.forget(server, nlookup)) c.client->data().forget(server);
+  if (c.refs.forget(server, nlookup)) {
+    c.client->data().forget(server);
+    std::lock_guard<std::mutex> lock(c.cacheMu);
+    c.kernelCachedVersion.erase(server);
+  }
+}
+
+// Close-to-open: may the kernel keep the pages it cached for `attr.ino`? Only
+// if they hold exactly this data version; records the version either way.
+bool keepCache(FuseContext& c, const Attr& attr, bool truncated) {
+  std::lock_guard<std::mutex> lock(c.cacheMu);
+  auto [it, inserted] = c.kernelCachedVersion.try_emplace(attr.ino, attr.dataVersion);
+  bool keep = !inserted && !truncated && it->second == attr.dataVersion;
+  it->second = attr.dataVersion;
+  return keep;
 }
 
 void opForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -360,7 +374,8 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (!r.ok()) return replyError(req, r.status());
     c.client->data().noteAttr(r.value(), true);
     fi->fh = toHandle(std::make_unique<OpenFile>(OpenFile{server, fi->flags}));
-    fi->keep_cache = 0;
+    // The attributes come fresh from the metadata node (open RPC), never a cache.
+    fi->keep_cache = keepCache(c, r.value(), truncate) ? 1 : 0;
     if (fuse_reply_open(req, fi) != 0) {
       takeHandle(fi);
       c.client->meta().release(server);
@@ -377,6 +392,7 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     if (!r.ok()) return replyError(req, r.status());
     Attr attr = r.value();
     c.client->data().noteAttr(attr, true);
+    fi->keep_cache = keepCache(c, attr, false) ? 1 : 0;
     c.client->data().patchAttr(&attr);
     fuse_entry_param e;
     memset(&e, 0, sizeof(e));
@@ -707,6 +723,28 @@ fuse_lowlevel_ops makeOps() {
 }
 
 }  // namespace
+
+void invalidateKernel(FuseContext& c, const InvalidationBatch& batch) {
+  fuse_session* se = c.session.load();
+  for (uint64_t ino : batch.inodes) {
+    {
+      std::lock_guard<std::mutex> lock(c.cacheMu);
+      c.kernelCachedVersion.erase(ino);
+    }
+    if (!se || (ino != c.rootIno && c.refs.count(ino) == 0)) continue;
+    int rc = fuse_lowlevel_notify_inval_inode(se, toFuse(c, ino), 0, 0);
+    if (rc != 0 && rc != -ENOENT) {
+      spdlog::debug("invalidate inode {}: {}", ino, strerror(-rc));
+    }
+  }
+  for (const auto& [parent, name] : batch.entries) {
+    if (!se || (parent != c.rootIno && c.refs.count(parent) == 0)) continue;
+    int rc = fuse_lowlevel_notify_inval_entry(se, toFuse(c, parent), name.data(), name.size());
+    if (rc != 0 && rc != -ENOENT) {
+      spdlog::debug("invalidate entry {}/{}: {}", parent, name, strerror(-rc));
+    }
+  }
+}
 
 const fuse_lowlevel_ops& fuseOps() {
   static const fuse_lowlevel_ops kOps = makeOps();

@@ -7,7 +7,10 @@
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
 
 #include "backend/client/client.h"
 #include "backend/client/inode_refs.h"
@@ -20,8 +23,21 @@ struct FuseContext {
   double entryTimeoutSec = 1.0;
   double attrTimeoutSec = 1.0;
   InodeRefs refs;                // kernel lookup counts (nlookup) per server inode
+  // Set once the FUSE session is mounted; kernel notifications need it.
+  std::atomic<fuse_session*> session{nullptr};
+  // Close-to-open: the dataVersion the kernel's page cache of an inode holds
+  // (recorded at open, erased by invalidation and forget). An open replies
+  // keep_cache only when the server's version still equals it. A leaf lock,
+  // never held across an RPC or a reply.
+  std::mutex cacheMu;
+  std::unordered_map<uint64_t, uint64_t> kernelCachedVersion;  // guarded by cacheMu
 };
 
 const fuse_lowlevel_ops& fuseOps();
+
+// Applies invalidations from the metadata node to the kernel's caches
+// (fuse_lowlevel_notify_inval_inode / _entry), skipping inodes the kernel does
+// not know. Call on the invalidation thread only, never inside an op handler.
+void invalidateKernel(FuseContext& c, const InvalidationBatch& batch);
 
 }  // namespace dfs

@@ -194,6 +194,12 @@ int main(int argc, char** argv) {
     fuse_session_destroy(session);
     return fail("cannot mount FUSE file system at " + opts.mountpoint);
   }
+  // From now on other clients' changes reach the kernel's caches (the client
+  // core's own caches are dropped from the start). Client::stop() removes the
+  // sink before the session is unmounted.
+  context.session = session;
+  client.setInvalidationSink(
+      [&context](const dfs::InvalidationBatch& batch) { dfs::invalidateKernel(context, batch); });
   spdlog::info("serving {} at {}", opts.source.metaAddress + ":/" + opts.source.volume,
                opts.mountpoint);
   if (!opts.foreground) {

@@ -183,6 +183,27 @@ struct Stats {
   files @5 :UInt64;
   inodes @6 :UInt64;
   unreferencedChunks @7 :UInt64;  # refcount 0, awaiting GC
+  conflicts @8 :UInt64;  # commitWrite conflicts since the metadata node started (in memory):
+                         # a commit overlapping a range another session committed after the
+                         # commit's base version; resolved last-writer-wins by HLC
+}
+
+# A directory entry that changed (created, removed, renamed to or from).
+struct EntryRef {
+  parent @0 :UInt64;  # inode of the directory
+  name @1 :Data;      # raw bytes of the entry's name
+}
+
+# Implemented by a client and passed to Meta.mount: the metadata node calls it
+# after mutations made by OTHER sessions on the same volume have been committed,
+# so the client drops cached attributes, data and directory entries. Calls are
+# batched (a few per second at most per client under load, ~20 ms coalescing),
+# best effort and never delay or fail the mutation: a callback that throws or
+# disconnects is dropped for the rest of the session.
+interface ClientCallback {
+  # `inodes`: inodes whose attributes or contents changed (server inode numbers);
+  # `entries`: directory entries that appeared, disappeared or now name another inode.
+  invalidate @0 (inodes :List(UInt64), entries :List(EntryRef)) -> ();
 }
 
 struct GcResult {
@@ -209,7 +230,9 @@ interface Meta {
   # Opens a client session on a volume. The session is a lease: the client must
   # call keepalive at least every leaseMs/3; an expired session's open files are
   # released. Fails with notFound if the volume does not exist.
-  mount @0 (volume :Text, client :Text) -> (status :Status, volume :VolumeInfo, sessionId :UInt64, leaseMs :UInt32);
+  # `callback` (optional; a client that passes none simply gets no invalidations)
+  # receives invalidations for changes by other sessions on the volume.
+  mount @0 (volume :Text, client :Text, callback :ClientCallback) -> (status :Status, volume :VolumeInfo, sessionId :UInt64, leaseMs :UInt32);
   keepalive @1 (sessionId :UInt64) -> (status :Status);
   unmount @2 (sessionId :UInt64) -> ();
 
@@ -255,7 +278,17 @@ interface Meta {
   # reference counts, and sets size = max(size, newSize) (or exactly newSize when
   # `setSize`). If an extent names a chunk that is neither known nor in newChunks
   # (e.g. collected by GC after findChunks), fails with missingChunks listing them.
-  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64) -> (status :Status, attr :Attr, missing :List(Data));
+  #
+  # Concurrent writers: `hlc` is the writer's hybrid logical clock timestamp
+  # (nanosecond-like, max(physical ns, last seen + 1); 0: none, v1 client) and
+  # `baseVersion` the file's dataVersion the writer last saw (0: unknown). If the
+  # byte ranges of this commit overlap ranges another session committed recently
+  # with a dataVersion > baseVersion, that is a conflict: it is counted
+  # (Stats.conflicts) and logged, and resolved last-writer-wins by HLC: the parts
+  # of `extents` overlapping a range with a newer HLC are dropped (the newer data
+  # stays), the rest is applied. The reply's `hlc` is the metadata node's clock,
+  # which the client merges into its own.
+  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64, hlc :UInt64, baseVersion :UInt64) -> (status :Status, attr :Attr, missing :List(Data), hlc :UInt64);
 
   # --- cluster ------------------------------------------------------------------
   clusterMap @26 () -> (nodes :List(NodeInfo), epoch :UInt64);

@@ -3,6 +3,10 @@
 namespace dfs {
 
 Client::Client(ClientOptions options) {
+  invalidations_ = std::make_unique<InvalidationQueue>();
+  InvalidationQueue* queue = invalidations_.get();
+  options.meta.onInvalidate = [queue](InvalidationBatch batch) { queue->push(std::move(batch)); };
+  setInvalidationSink(nullptr);
   loop_ = std::make_unique<RpcLoop>();
   int64_t timeout = options.meta.opTimeoutMs;
   meta_ = std::make_unique<MetaClient>(*loop_, std::move(options.meta));
@@ -12,6 +16,7 @@ Client::Client(ClientOptions options) {
 
 Client::~Client() {
   stop();
+  invalidations_->stop();
   data_.reset();
   storage_.reset();
   meta_.reset();
@@ -24,8 +29,18 @@ Status Client::stop() {
   if (stopped_) return {};
   stopped_ = true;
   Status status = data_->flushAll();
+  invalidations_->setHandler(nullptr);
   meta_->stop();
   return status;
+}
+
+void Client::setInvalidationSink(InvalidationQueue::Handler sink) {
+  invalidations_->setHandler([this, sink = std::move(sink)](const InvalidationBatch& batch) {
+    if (data_) {
+      for (uint64_t ino : batch.inodes) data_->invalidate(ino);
+    }
+    if (sink) sink(batch);
+  });
 }
 
 }  // namespace dfs

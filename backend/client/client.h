@@ -6,9 +6,12 @@
 // (see MetaClient and DataPath).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 
 #include "backend/client/data_path.h"
+#include "backend/client/invalidation_queue.h"
 #include "backend/client/meta_client.h"
 #include "backend/client/rpc_loop.h"
 #include "backend/client/storage_pool.h"
@@ -33,9 +36,17 @@ class Client {
   MetaClient& meta() { return *meta_; }
   DataPath& data() { return *data_; }
 
+  // Where invalidations go after the core dropped its own caches (dfs-fuse:
+  // the kernel's caches). Runs on the invalidation thread, never on the RPC
+  // thread or inside a caller's operation. Null: none. Returns once no call of
+  // the previous sink runs.
+  void setInvalidationSink(InvalidationQueue::Handler sink);
+  uint64_t invalidationsReceived() const { return invalidations_->received(); }
+
  private:
   // Declaration order is destruction order in reverse: the data path stops
   // before the connections, the connections before the loop thread.
+  std::unique_ptr<InvalidationQueue> invalidations_;  // outlives the RPC thread's pushes
   std::unique_ptr<RpcLoop> loop_;
   std::unique_ptr<MetaClient> meta_;
   std::unique_ptr<StoragePool> storage_;

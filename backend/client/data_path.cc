@@ -79,6 +79,11 @@ struct DataPath::FileState {
   int64_t retryAfterNs = 0;      // the flusher leaves a failing file alone until then
   bool flushRequested = false;   // passed its bound: the flusher should commit it
   bool extentsValid = false;
+  // Highest dataVersion ever seen (survives invalidate()), and the one the
+  // buffered bytes are based on (taken when the buffer was last empty): the
+  // commit's base version for concurrent-writer conflict detection.
+  uint64_t seenVersion = 0;
+  uint64_t dirtyBase = 0;
   uint64_t extStart = 0, extEnd = 0;
   std::vector<Extent> extents;
   std::unordered_map<ChunkId, ChunkPlacement, ChunkIdHash> chunks;
@@ -191,6 +196,15 @@ void DataPath::noteAttr(const Attr& attr, bool opened) {
   if (!f->attrKnown) f->extentsValid = false;
   f->attr = attr;
   f->attrKnown = true;
+  f->seenVersion = std::max(f->seenVersion, attr.dataVersion);
+}
+
+void DataPath::invalidate(uint64_t ino) {
+  auto f = file(ino, false);
+  if (!f) return;
+  std::lock_guard<std::mutex> lock(f->mu);
+  f->attrKnown = false;
+  f->extentsValid = false;
 }
 
 void DataPath::patchAttr(Attr* attr) {
@@ -211,6 +225,7 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
   bool overFile, handOff = false;
   {
     std::lock_guard<std::mutex> lock(f->mu);
+    if (f->dirty.empty() && f->flushing.empty()) f->dirtyBase = f->seenVersion;
     f->dirty.write(offset, std::string_view(data, size));
     int64_t now = nowNs();
     f->lastWriteNs = now;
@@ -398,10 +413,12 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
   VolumeInfo vol = meta_.volume();
   uint64_t committedSize;
   int64_t mtime;
+  uint64_t baseVersion;
   {
     std::lock_guard<std::mutex> lock(f.mu);
     committedSize = f.attrKnown ? f.attr.size : 0;
     mtime = f.lastWriteNs;
+    baseVersion = f.dirtyBase;
     if (!f.attrKnown) {
       // Unknown committed size (should not happen after open): ask.
     }
@@ -601,7 +618,8 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
     }
 
     for (int attempt = 0;; ++attempt) {
-      CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime);
+      CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
+                                     baseVersion);
       if (r.status.code == Code::MISSING_CHUNKS && attempt + 1 < kCommitAttempts) {
         // Collected between findChunks and commit: upload them again.
         spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
@@ -629,7 +647,8 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
   }
 
   // Inline commit.
-  CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime);
+  CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
+                                     baseVersion);
   if (!r.status.ok()) {
     spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
                   r.status.message);

@@ -91,6 +91,10 @@ class DataPath {
   void truncated(uint64_t ino, uint64_t size);
   // The kernel forgot the inode: drop its state unless it has unflushed bytes.
   void forget(uint64_t ino);
+  // Another client changed the inode: drop its cached attributes and extents so
+  // the next read or commit asks the metadata node. Buffered bytes stay. Decoded
+  // chunks are keyed by content (SHA-256), so they are never stale.
+  void invalidate(uint64_t ino);
 
   const DataPathStats& stats() const { return stats_; }
 

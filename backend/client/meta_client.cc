@@ -24,6 +24,39 @@ bool isRetryable(const kj::Exception& e) {
 }
 }  // namespace
 
+namespace {
+
+// The capability handed to the metadata node at mount: runs on the loop
+// thread and only enqueues (the handler is MetaClientOptions::onInvalidate).
+class CallbackImpl final : public proto::ClientCallback::Server {
+ public:
+  explicit CallbackImpl(std::function<void(InvalidationBatch)> handler)
+      : handler_(std::move(handler)) {}
+
+  kj::Promise<void> invalidate(InvalidateContext context) override {
+    auto params = context.getParams();
+    InvalidationBatch batch;
+    batch.inodes.reserve(params.getInodes().size());
+    for (uint64_t ino : params.getInodes()) batch.inodes.push_back(ino);
+    for (auto e : params.getEntries()) {
+      auto name = e.getName();
+      batch.entries.emplace_back(e.getParent(),
+                                 std::string(reinterpret_cast<const char*>(name.begin()), name.size()));
+    }
+    handler_(std::move(batch));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::function<void(InvalidationBatch)> handler_;
+};
+
+void setCallback(proto::Meta::MountParams::Builder req, const MetaClientOptions& options) {
+  if (options.onInvalidate) req.setCallback(kj::heap<CallbackImpl>(options.onInvalidate));
+}
+
+}  // namespace
+
 // A connected, mounted session as handed to one call.
 struct Session {
   proto::Meta::Client meta;
@@ -139,6 +172,7 @@ class MetaClient::Connection {
     auto req = live->meta.mountRequest();
     req.setVolume(options_.volume);
     req.setClient(options_.clientName);
+    setCallback(req, options_);
     auto sent = req.send();
     return sent.then([this, live = kj::mv(live)](
                          capnp::Response<proto::Meta::MountResults> r) mutable -> kj::Own<Live> {
@@ -188,6 +222,7 @@ class MetaClient::Connection {
                 auto req = live.meta.mountRequest();
                 req.setVolume(options_.volume);
                 req.setClient(options_.clientName);
+                setCallback(req, options_);
                 return req.send().then([this, &live](capnp::Response<proto::Meta::MountResults> r) {
                   if (r.getStatus().getCode() == Code::OK) live.sessionId = r.getSessionId();
                   return keepaliveLoop(live);
@@ -626,7 +661,8 @@ Result<std::vector<bool>> MetaClient::findChunks(const std::vector<ChunkId>& ids
 
 CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& extents,
                                      const std::vector<ChunkPlacement>& newChunks,
-                                     uint64_t newSize, bool setSize, int64_t mtimeNs) {
+                                     uint64_t newSize, bool setSize, int64_t mtimeNs,
+                                     uint64_t baseVersion) {
   auto r = call<CommitResult>("commitWrite", true, [&](Session& s) {
     auto req = s.meta.commitWriteRequest();
     req.setIno(ino);
@@ -637,7 +673,10 @@ CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& ex
     req.setNewSize(newSize);
     req.setSetSize(setSize);
     req.setMtimeNs(mtimeNs);
-    return req.send().then([](auto r) -> Result<CommitResult> {
+    req.setHlc(hlc_.now());
+    req.setBaseVersion(baseVersion);
+    return req.send().then([this](auto r) -> Result<CommitResult> {
+      hlc_.observe(r.getHlc());
       CommitResult out;
       out.status = statusOf(r);
       if (out.status.ok()) out.attr = attrFromProto(r.getAttr());

@@ -12,14 +12,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "backend/client/invalidation_queue.h"
 #include "backend/client/rpc_loop.h"
 #include "backend/client/types.h"
+#include "backend/common/hybrid_clock.h"
 #include "backend/common/status.h"
 
 namespace dfs {
@@ -29,6 +32,9 @@ struct MetaClientOptions {
   std::string volume;      // volume to mount
   std::string clientName;  // shown in the server's logs
   int64_t opTimeoutMs = 15000;
+  // Invalidations from the metadata node (changes by other clients). Called on
+  // the RpcLoop thread: it must only enqueue. Null: the mount asks for none.
+  std::function<void(InvalidationBatch)> onInvalidate;
 };
 
 class MetaClient {
@@ -76,9 +82,12 @@ class MetaClient {
   Result<ExtentMap> getExtents(uint64_t ino, uint64_t offset, uint64_t length);
   Result<std::vector<bool>> findChunks(const std::vector<ChunkId>& ids);
   // On MISSING_CHUNKS, result.status says so and result.missing lists the chunks.
+  // `baseVersion`: the file's dataVersion the written bytes were based on (0:
+  // unknown); the commit carries a fresh timestamp of hlc() (concurrent writers
+  // resolve last-writer-wins by it) and the reply's server HLC is merged back.
   CommitResult commitWrite(uint64_t ino, const std::vector<Extent>& extents,
                            const std::vector<ChunkPlacement>& newChunks, uint64_t newSize,
-                           bool setSize, int64_t mtimeNs);
+                           bool setSize, int64_t mtimeNs, uint64_t baseVersion = 0);
   Result<ClusterMap> clusterMap();
 
   class Connection;  // loop-thread state; defined in meta_client.cc
@@ -91,6 +100,7 @@ class MetaClient {
 
   RpcLoop& loop_;
   const MetaClientOptions options_;
+  HybridClock hlc_;
   std::unique_ptr<Connection> connection_;  // used and destroyed on the loop thread only
   mutable std::mutex mu_;
   VolumeInfo volume_;  // guarded by mu_

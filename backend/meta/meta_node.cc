@@ -17,7 +17,8 @@ MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
       sessions_(*store_, config.sessionLeaseNs),
       volumes_(*store_),
       cluster_(*store_, config.nodeTimeoutNs),
-      gc_(*store_, cluster_, network, timer) {}
+      gc_(*store_, cluster_, network, timer),
+      invalidations_(timer) {}
 
 Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::Network* network,
                                                  kj::Timer* timer) {

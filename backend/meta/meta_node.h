@@ -11,12 +11,15 @@
 #include <memory>
 #include <string>
 
+#include "backend/common/hybrid_clock.h"
 #include "backend/meta/cluster_map.h"
 #include "backend/meta/garbage_collector.h"
+#include "backend/meta/invalidations.h"
 #include "backend/meta/meta_store.h"
 #include "backend/meta/namespace_ops.h"
 #include "backend/meta/sessions.h"
 #include "backend/meta/volumes.h"
+#include "backend/meta/write_conflicts.h"
 #include "backend/meta/xattrs.h"
 
 namespace dfs::meta {
@@ -63,6 +66,12 @@ class MetaNode {
   VolumeTable& volumes() { return volumes_; }
   ClusterMap& cluster() { return cluster_; }
   GarbageCollector& gc() { return gc_; }
+  // Cache invalidation callbacks of mounted sessions (in memory).
+  Invalidations& invalidations() { return invalidations_; }
+  // Recent commits per inode for concurrent-writer conflicts (in memory).
+  WriteConflicts& conflicts() { return conflicts_; }
+  // The node's hybrid logical clock (merged with the clients' on commitWrite).
+  HybridClock& hlc() { return hlc_; }
 
  private:
   MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store, kj::Network* network,
@@ -78,6 +87,9 @@ class MetaNode {
   VolumeTable volumes_;
   ClusterMap cluster_;
   GarbageCollector gc_;
+  Invalidations invalidations_;
+  WriteConflicts conflicts_;
+  HybridClock hlc_;
   int64_t nextGcNs_ = 0;
   // Lets a scheduled group commit notice that the node is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

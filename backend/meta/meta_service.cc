@@ -145,6 +145,33 @@ kj::Promise<void> MetaGatewayImpl::hello(HelloContext context) {
   return kj::READY_NOW;
 }
 
+MetaImpl::~MetaImpl() {
+  if (session_ != 0) node_.invalidations().detach(session_);
+}
+
+template <typename Context>
+kj::Promise<void> MetaImpl::answerAndNotify(Context context, Change change) {
+  MetaNode& node = node_;
+  uint64_t session = session_;
+  uint32_t volume = volume_;
+  return node.whenDurable().then(
+      [&node, context, session, volume, change = kj::mv(change)](Status status) mutable {
+        auto results = context.getResults();
+        if (!status.ok() && results.getStatus().getCode() == Code::OK) setStatus(results, status);
+        if (session != 0 && results.getStatus().getCode() == Code::OK) {
+          node.invalidations().changed(session, volume, change);
+        }
+      });
+}
+
+void MetaImpl::addEntryChange(Change& change, uint64_t parent, std::string_view name) {
+  change.entries.emplace_back(parent, std::string(name));
+  change.inodes.push_back(parent);
+  if (session_ == 0) return;
+  auto existing = node_.names().lookup(parent, name);
+  if (existing.ok()) change.inodes.push_back(existing.value().ino);
+}
+
 kj::Promise<void> MetaImpl::mount(MountContext context) {
   RpcScope rpc("mount");
   auto params = context.getParams();
@@ -163,6 +190,13 @@ kj::Promise<void> MetaImpl::mount(MountContext context) {
     fillVolume(results.initVolume(), volume.value());
     results.setSessionId(session.value());
     results.setLeaseMs(node_.sessions().leaseMs());
+    // A re-mount over the same connection (expired lease) replaces the old session.
+    if (session_ != 0) node_.invalidations().detach(session_);
+    session_ = session.value();
+    volume_ = volume.value().id;
+    if (params.hasCallback()) {
+      node_.invalidations().attach(session_, volume_, params.getCallback());
+    }
     spdlog::info("session {} mounted volume '{}' for '{}'", session.value(), volume.value().name,
                  std::string(view(params.getClient())));
   }
@@ -180,6 +214,8 @@ kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
   uint64_t session = context.getParams().getSessionId();
   auto status = node_.sessions().unmount(session);
   if (status.ok()) spdlog::info("session {} unmounted", session);
+  node_.invalidations().detach(session);
+  if (session == session_) session_ = 0;
   return waitDurable(node_);
 }
 
@@ -226,7 +262,10 @@ kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
   auto inode = node_.names().setattr(params.getIno(), request, readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  if (inode.ok() && request.setSize) node_.conflicts().forget(params.getIno());
+  Change change;
+  change.inodes.push_back(params.getIno());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::mknod(MknodContext context) {
@@ -237,7 +276,10 @@ kj::Promise<void> MetaImpl::mknod(MknodContext context) {
                                    params.getRdev(), readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
+  change.inodes.push_back(params.getParent());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
@@ -248,7 +290,10 @@ kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
                                    readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
+  change.inodes.push_back(params.getParent());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
@@ -259,7 +304,10 @@ kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
                                      view(params.getTarget()), readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
+  change.inodes.push_back(params.getParent());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
@@ -278,33 +326,44 @@ kj::Promise<void> MetaImpl::link(LinkContext context) {
   auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.entries.emplace_back(params.getNewParent(), std::string(view(params.getNewName())));
+  change.inodes.push_back(params.getNewParent());
+  change.inodes.push_back(params.getIno());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
   RpcScope rpc("unlink");
   auto params = context.getParams();
+  Change change;
+  addEntryChange(change, params.getParent(), view(params.getName()));
   setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
                                                        readCaller(params.getCaller())));
-  return answerWhenDurable(node_, context);
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
   RpcScope rpc("rmdir");
   auto params = context.getParams();
+  Change change;
+  addEntryChange(change, params.getParent(), view(params.getName()));
   setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
                                                       readCaller(params.getCaller())));
-  return answerWhenDurable(node_, context);
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::rename(RenameContext context) {
   RpcScope rpc("rename");
   auto params = context.getParams();
+  Change change;
+  addEntryChange(change, params.getParent(), view(params.getName()));
+  addEntryChange(change, params.getNewParent(), view(params.getNewName()));
   setStatus(context.getResults(),
             node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
                                  view(params.getNewName()), params.getFlags(),
                                  readCaller(params.getCaller())));
-  return answerWhenDurable(node_, context);
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::open(OpenContext context) {
@@ -314,7 +373,12 @@ kj::Promise<void> MetaImpl::open(OpenContext context) {
   auto inode = node_.sessions().open(params.getSessionId(), params.getIno(), params.getTruncate());
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  Change change;
+  if (params.getTruncate()) {
+    node_.conflicts().forget(params.getIno());
+    change.inodes.push_back(params.getIno());
+  }
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::create(CreateContext context) {
@@ -326,7 +390,11 @@ kj::Promise<void> MetaImpl::create(CreateContext context) {
                                        params.getExclusive(), readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
+  change.inodes.push_back(params.getParent());
+  if (inode.ok()) change.inodes.push_back(inode.value().ino);  // an existing file may be opened
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::release(ReleaseContext context) {
@@ -385,7 +453,9 @@ kj::Promise<void> MetaImpl::setxattr(SetxattrContext context) {
   setStatus(context.getResults(),
             node_.xattrs().set(params.getIno(), view(params.getName()), view(params.getValue()),
                                params.getFlags()));
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.inodes.push_back(params.getIno());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::getxattr(GetxattrContext context) {
@@ -416,7 +486,9 @@ kj::Promise<void> MetaImpl::removexattr(RemovexattrContext context) {
   RpcScope rpc("removexattr");
   auto params = context.getParams();
   setStatus(context.getResults(), node_.xattrs().remove(params.getIno(), view(params.getName())));
-  return answerWhenDurable(node_, context);
+  Change change;
+  change.inodes.push_back(params.getIno());
+  return answerAndNotify(context, kj::mv(change));
 }
 
 kj::Promise<void> MetaImpl::getExtents(GetExtentsContext context) {
@@ -478,6 +550,9 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
   request.newSize = params.getNewSize();
   request.setSize = params.getSetSize();
   request.mtimeNs = params.getMtimeNs();
+  uint64_t hlc = params.getHlc();
+  uint64_t baseVersion = params.getBaseVersion();
+  node_.hlc().observe(hlc);
   auto extents = params.getExtents();
   auto newChunks = params.getNewChunks();
   if (newChunks.size() > kMaxNewChunks) {
@@ -522,16 +597,36 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
     }
   }
   kj::Promise<void> ready = waits ? node_.gc().whenIdle() : kj::Promise<void>(kj::READY_NOW);
-  return ready.then([this, context, request = kj::mv(request)]() mutable {
+  return ready.then([this, context, request = kj::mv(request), hlc, baseVersion]() mutable {
+    auto outcome = node_.conflicts().resolve(request.ino, session_, baseVersion, hlc,
+                                             request.extents, node_.store().now());
     auto result = meta::commitWrite(node_.store(), request);
     auto results = context.getResults();
     setStatus(results, result.status);
-    if (result.status.ok()) fillAttr(results.initAttr(), result.inode);
+    results.setHlc(node_.hlc().now());
+    if (result.status.ok()) {
+      fillAttr(results.initAttr(), result.inode);
+      node_.conflicts().record(request.ino, session_, result.inode.dataVersion, hlc,
+                               request.extents, node_.store().now());
+      if (outcome.conflicts > 0) {
+        node_.conflicts().count(outcome.conflicts);
+        std::string mine;
+        for (const auto& e : request.extents) {
+          mine += "[" + std::to_string(e.fileOffset) + "," + std::to_string(e.end()) + ")";
+        }
+        spdlog::warn("write conflict on inode {}: commit of session {} (hlc {}, base version {}, "
+                     "applied {}, {} bytes dropped as older) overlaps {}",
+                     request.ino, session_, hlc, baseVersion, mine.empty() ? "nothing" : mine,
+                     outcome.droppedBytes, outcome.detail);
+      }
+    }
     if (!result.missing.empty()) {
       auto list = results.initMissing(unsigned(result.missing.size()));
       for (size_t i = 0; i < result.missing.size(); ++i) list.set(unsigned(i), asData(result.missing[i]));
     }
-    return answerWhenDurable(node_, context);
+    Change change;
+    change.inodes.push_back(request.ino);
+    return answerAndNotify(context, kj::mv(change));
   });
 }
 
@@ -619,6 +714,7 @@ kj::Promise<void> MetaImpl::stats(StatsContext context) {
   out.setFiles(s.files);
   out.setInodes(s.inodes);
   out.setUnreferencedChunks(s.unreferencedChunks);
+  out.setConflicts(node_.conflicts().total());
   return kj::READY_NOW;
 }
 

@@ -14,6 +14,8 @@ namespace dfs::meta {
 class MetaImpl final : public proto::Meta::Server {
  public:
   explicit MetaImpl(MetaNode& node) : node_(node) {}
+  // The connection is gone: its session gets no more invalidations.
+  ~MetaImpl();
 
   kj::Promise<void> mount(MountContext context) override;
   kj::Promise<void> keepalive(KeepaliveContext context) override;
@@ -51,7 +53,19 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> version(VersionContext context) override;
 
  private:
+  // Answers once durable; then, if the operation succeeded, tells the other
+  // sessions on this connection's volume what changed.
+  template <typename Context>
+  kj::Promise<void> answerAndNotify(Context context, Change change);
+  // Invalidations for removing/replacing the entry (parent, name): the entry,
+  // the parent and the inode it names now (if any).
+  void addEntryChange(Change& change, uint64_t parent, std::string_view name);
+
   MetaNode& node_;
+  // The session mounted over this connection (0: none, e.g. dfsctl) and its
+  // volume: mutations through this connection are attributed to it.
+  uint64_t session_ = 0;
+  uint32_t volume_ = 0;
 };
 
 class MetaGatewayImpl final : public proto::MetaGateway::Server {

@@ -296,6 +296,7 @@ class Cli {
           .key("compressed_bytes").value(s.getCompressedBytes()).key("raw_bytes").value(s.getRawBytes())
           .key("chunks").value(s.getChunks()).key("files").value(s.getFiles()).key("inodes").value(s.getInodes())
           .key("unreferenced_chunks").value(s.getUnreferencedChunks())
+          .key("conflicts").value(s.getConflicts())
           .key("dedup_ratio").value(r(s.getLogicalBytes(), s.getUniqueBytes()))
           .key("compression_ratio").value(r(s.getUniqueBytes(), s.getCompressedBytes()))
           .key("ec_overhead").value(r(s.getRawBytes(), s.getCompressedBytes()))
@@ -316,7 +317,8 @@ class Cli {
               << "EC overhead (raw / compressed):        " << ratio(s.getRawBytes(), s.getCompressedBytes()) << "\n"
               << "raw / logical:                         " << ratio(s.getRawBytes(), s.getLogicalBytes()) << "\n"
               << "chunks " << s.getChunks() << " (" << s.getUnreferencedChunks() << " awaiting GC), files "
-              << s.getFiles() << ", inodes " << s.getInodes() << "\n";
+              << s.getFiles() << ", inodes " << s.getInodes() << "\n"
+              << "write conflicts (since dfs-meta started): " << s.getConflicts() << "\n";
     return 0;
   }
 

@@ -1,0 +1,81 @@
+#include "backend/meta/invalidations.h"
+
+#include <spdlog/spdlog.h>
+
+namespace dfs::meta {
+
+void Invalidations::attach(uint64_t session, uint32_t volume,
+                           proto::ClientCallback::Client callback) {
+  targets_.erase(session);
+  auto [it, inserted] = targets_.emplace(session, Target(kj::mv(callback)));
+  it->second.volume = volume;
+  it->second.generation = nextGeneration_++;
+}
+
+void Invalidations::detach(uint64_t session) { targets_.erase(session); }
+
+void Invalidations::changed(uint64_t origin, uint32_t volume, const Change& change) {
+  if (change.empty()) return;
+  for (auto& [session, target] : targets_) {
+    if (session == origin || target.volume != volume) continue;
+    target.inodes.insert(change.inodes.begin(), change.inodes.end());
+    target.entries.insert(change.entries.begin(), change.entries.end());
+    bool full = target.inodes.size() + target.entries.size() >= kMaxPending;
+    schedule(session, target, full);
+  }
+}
+
+void Invalidations::schedule(uint64_t session, Target& target, bool now) {
+  if (target.inFlight || (target.scheduled && !now)) return;
+  target.scheduled = true;
+  uint64_t generation = target.generation;
+  kj::Promise<void> wait = (now || !timer_) ? kj::evalLater([] {})
+                                            : timer_->afterDelay(kCoalesceMs * kj::MILLISECONDS);
+  tasks_.add(wait.then([this, session, generation] { send(session, generation); }));
+}
+
+void Invalidations::send(uint64_t session, uint64_t generation) {
+  auto it = targets_.find(session);
+  if (it == targets_.end() || it->second.generation != generation) return;
+  Target& target = it->second;
+  target.scheduled = false;
+  if (target.inFlight || (target.inodes.empty() && target.entries.empty())) return;
+  auto req = target.callback.invalidateRequest();
+  auto inodes = req.initInodes(unsigned(target.inodes.size()));
+  unsigned i = 0;
+  for (uint64_t ino : target.inodes) inodes.set(i++, ino);
+  auto entries = req.initEntries(unsigned(target.entries.size()));
+  i = 0;
+  for (const auto& [parent, name] : target.entries) {
+    auto e = entries[i++];
+    e.setParent(parent);
+    e.setName(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(name.data()), name.size()));
+  }
+  target.inodes.clear();
+  target.entries.clear();
+  target.inFlight = true;
+  ++sent_;
+  tasks_.add(req.send().then(
+      [this, session, generation](auto&&) {
+        auto it = targets_.find(session);
+        if (it == targets_.end() || it->second.generation != generation) return;
+        it->second.inFlight = false;
+        if (!it->second.inodes.empty() || !it->second.entries.empty()) {
+          schedule(session, it->second, true);
+        }
+      },
+      [this, session, generation](kj::Exception&& e) {
+        auto it = targets_.find(session);
+        if (it == targets_.end() || it->second.generation != generation) return;
+        spdlog::warn("session {}: invalidation callback failed ({}); no more invalidations "
+                     "for this session",
+                     session, e.getDescription().cStr());
+        targets_.erase(it);
+      }));
+}
+
+void Invalidations::taskFailed(kj::Exception&& exception) {
+  spdlog::warn("invalidations: {}", exception.getDescription().cStr());
+}
+
+}  // namespace dfs::meta

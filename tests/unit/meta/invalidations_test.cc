@@ -1,0 +1,190 @@
+// Invalidation callbacks and concurrent-writer conflicts over real RPC
+// connections: two sessions (two connections) on one volume.
+#include "backend/meta/invalidations.h"
+
+#include <algorithm>
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include "backend/common/rpc.h"
+#include "backend/meta/extent_map.h"
+#include "backend/meta/meta_service.h"
+#include "tests/unit/meta/temp_node.h"
+
+using namespace dfs;
+using namespace dfs::meta;
+using namespace dfs::meta::testing;
+
+namespace {
+
+capnp::Data::Reader data(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+struct Received {
+  std::vector<uint64_t> inodes;
+  std::vector<std::pair<uint64_t, std::string>> entries;
+  int calls = 0;
+  bool fail = false;
+  bool has(uint64_t ino) const {
+    return std::find(inodes.begin(), inodes.end(), ino) != inodes.end();
+  }
+  bool hasEntry(uint64_t parent, const std::string& name) const {
+    return std::find(entries.begin(), entries.end(), std::make_pair(parent, name)) != entries.end();
+  }
+};
+
+class RecordingCallback final : public proto::ClientCallback::Server {
+ public:
+  explicit RecordingCallback(Received& out) : out_(out) {}
+  kj::Promise<void> invalidate(InvalidateContext context) override {
+    ++out_.calls;
+    if (out_.fail) return KJ_EXCEPTION(DISCONNECTED, "client gone");
+    for (uint64_t ino : context.getParams().getInodes()) out_.inodes.push_back(ino);
+    for (auto e : context.getParams().getEntries()) {
+      out_.entries.emplace_back(e.getParent(), std::string(reinterpret_cast<const char*>(
+                                                               e.getName().begin()),
+                                                           e.getName().size()));
+    }
+    return kj::READY_NOW;
+  }
+
+ private:
+  Received& out_;
+};
+
+struct Mounted {
+  kj::Own<RpcConnection> connection;
+  proto::Meta::Client meta = nullptr;
+  uint64_t session = 0;
+  uint64_t root = 0;
+};
+
+Mounted mountOn(kj::AsyncIoContext& io, const std::string& address, Received* received) {
+  Mounted m;
+  m.connection = connectRpc(io.provider->getNetwork(), address).wait(io.waitScope);
+  auto hello = m.connection->bootstrapAs<proto::MetaGateway>().helloRequest();
+  hello.setVersion(proto::PROTOCOL_VERSION);
+  hello.setPeer("test");
+  m.meta = hello.send().wait(io.waitScope).getMeta();
+  auto mount = m.meta.mountRequest();
+  mount.setClient("test");
+  if (received) mount.setCallback(kj::heap<RecordingCallback>(*received));
+  auto r = mount.send().wait(io.waitScope);
+  REQUIRE(r.getStatus().getCode() == proto::Code::OK);
+  m.session = r.getSessionId();
+  m.root = r.getVolume().getRootIno();
+  return m;
+}
+
+// Lets queued invalidations (sent at the next loop turn without a timer) arrive.
+void settle(kj::AsyncIoContext& io) {
+  for (int i = 0; i < 20; ++i) {
+    kj::evalLater([] {}).wait(io.waitScope);
+    io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("invalidations: other sessions on the volume hear of committed changes, the author does not") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  t.groupCommit = true;
+  t.reopen();
+  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
+  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
+  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+
+  Received gotA, gotB;
+  Mounted a = mountOn(io, address, &gotA);
+  Mounted b = mountOn(io, address, &gotB);
+  Mounted v1 = mountOn(io, address, nullptr);  // a client without callback still works
+  CHECK(t.node->invalidations().targets() == 2);
+
+  auto create = a.meta.createRequest();
+  create.setSessionId(a.session);
+  create.setParent(a.root);
+  create.setName(data("f"));
+  create.setMode(0644);
+  auto created = create.send().wait(io.waitScope);
+  REQUIRE(created.getStatus().getCode() == proto::Code::OK);
+  uint64_t ino = created.getAttr().getIno();
+  settle(io);
+  CHECK(gotB.hasEntry(a.root, "f"));
+  CHECK(gotB.has(a.root));
+  CHECK(gotA.calls == 0);
+
+  // setattr by the v1 client reaches both A and B.
+  auto setattr = v1.meta.setattrRequest();
+  setattr.setIno(ino);
+  setattr.initSet().setMode(0600);
+  setattr.getSet().setSetMode(true);
+  REQUIRE(setattr.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  settle(io);
+  CHECK(gotA.has(ino));
+  CHECK(gotB.has(ino));
+
+  // Concurrent writers: A commits at HLC 2000 based on version v; B, based on
+  // the same v, commits later with an OLDER HLC: B's overlapping bytes are
+  // dropped, the conflict is counted and A's bytes stay.
+  uint64_t base = created.getAttr().getDataVersion();
+  auto commitAs = [&](Mounted& m, const std::string& bytes, uint64_t hlc) {
+    auto commit = m.meta.commitWriteRequest();
+    commit.setIno(ino);
+    auto extents = commit.initExtents(1);
+    extents[0].setFileOffset(0);
+    extents[0].setLength(bytes.size());
+    extents[0].setInline(data(bytes));
+    commit.setNewSize(bytes.size());
+    commit.setHlc(hlc);
+    commit.setBaseVersion(base);
+    return commit.send().wait(io.waitScope);
+  };
+  gotB = Received();
+  auto first = commitAs(a, "AAAA", 2000);
+  REQUIRE(first.getStatus().getCode() == proto::Code::OK);
+  CHECK(first.getHlc() > 2000);  // the server's clock merged the client's
+  auto second = commitAs(b, "BBBB", 1500);
+  REQUIRE(second.getStatus().getCode() == proto::Code::OK);
+  auto stats = a.meta.statsRequest().send().wait(io.waitScope);
+  CHECK(stats.getStats().getConflicts() == 1);
+  auto extents = getExtents(t.node->store(), ino, 0, 100).value().extents;
+  REQUIRE(extents.size() == 1);
+  CHECK(extents[0].inlineData == "AAAA");
+  // A newer writer overwrites entirely.
+  auto third = commitAs(b, "CCCC", 3000);
+  REQUIRE(third.getStatus().getCode() == proto::Code::OK);
+  extents = getExtents(t.node->store(), ino, 0, 100).value().extents;
+  REQUIRE(extents.size() == 1);
+  CHECK(extents[0].inlineData == "CCCC");
+  settle(io);
+  CHECK(gotB.calls == 1);  // A's commit, coalesced; B's own commits are not sent back to B
+  CHECK(gotB.has(ino));
+
+  // A dead callback is dropped; mutations keep working.
+  gotB.fail = true;
+  auto mk = a.meta.mkdirRequest();
+  mk.setParent(a.root);
+  mk.setName(data("d"));
+  mk.setMode(0755);
+  REQUIRE(mk.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  settle(io);
+  CHECK(t.node->invalidations().targets() == 1);
+  auto mk2 = a.meta.mkdirRequest();
+  mk2.setParent(a.root);
+  mk2.setName(data("e"));
+  mk2.setMode(0755);
+  REQUIRE(mk2.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+
+  // Unmount detaches.
+  auto um = a.meta.unmountRequest();
+  um.setSessionId(a.session);
+  um.send().wait(io.waitScope);
+  CHECK(t.node->invalidations().targets() == 0);
+}
