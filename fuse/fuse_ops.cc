@@ -6,6 +6,10 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "backend/client/dir_cursor.h"
+#include "backend/common/metrics.h"
 #include "backend/common/status.h"
 
 namespace dfs {
@@ -122,8 +127,36 @@ OpenDir* dirHandle(fuse_file_info* fi) { return reinterpret_cast<OpenDir*>(fi->f
 
 // Runs one handler; any escaped exception becomes EIO instead of killing the daemon.
 // REQUIRES: `body` replies exactly once unless it throws before replying.
+// Per-operation Prometheus series. `op` is always a string literal, so its address
+// identifies it; each thread caches the lookup to keep the registry lock off the hot path.
+struct FuseOpMetrics {
+  Counter& ops;
+  Histogram& seconds;
+};
+FuseOpMetrics& fuseOpMetrics(const char* op) {
+  thread_local std::unordered_map<const char*, FuseOpMetrics*> cache;
+  auto cached = cache.find(op);
+  if (cached != cache.end()) return *cached->second;
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<FuseOpMetrics>> all;  // guarded by mutex
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = all[op];
+  if (!slot) {
+    MetricLabels labels{{"op", op}};
+    slot.reset(new FuseOpMetrics{
+        metrics().counter("dfs_fuse_ops_total", "FUSE operations handled, by operation", labels),
+        metrics().histogram("dfs_fuse_op_duration_seconds",
+                            "FUSE operation latency until the reply, by operation", labels)});
+  }
+  cache[op] = slot.get();
+  return *slot;
+}
+
 template <typename Body>
 void guarded(fuse_req_t req, const char* op, Body&& body) {
+  FuseOpMetrics& m = fuseOpMetrics(op);
+  m.ops.inc();
+  ScopedLatencyTimer timer(m.seconds);
   try {
     body();
   } catch (const std::exception& e) {

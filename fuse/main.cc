@@ -25,7 +25,9 @@
 
 #include "backend/client/client.h"
 #include "backend/client/mount_options.h"
+#include "backend/common/http_server.h"
 #include "backend/common/logging.h"
+#include "backend/common/metrics.h"
 #include "fuse/fuse_ops.h"
 
 namespace {
@@ -157,6 +159,21 @@ int main(int argc, char** argv) {
   if (!started.ok()) {
     return fail("cannot mount volume '" + opts.source.volume + "' from " +
                 opts.source.metaAddress + ": " + started.message);
+  }
+  // /metrics is served by a thread of its own: started after the fork (threads do not
+  // survive it) and after the volume mounted, so a bad address fails the mount clearly.
+  std::unique_ptr<dfs::HttpServer> metricsServer;
+  dfs::MetricsCallbackHandle dirtyGauge;
+  if (!opts.metricsListen.empty()) {
+    dirtyGauge = dfs::metrics().gaugeCallback(
+        "dfs_fuse_cache_dirty_bytes", "Bytes written by applications, not yet committed", {},
+        [&client]() { return double(client.data().dirtyBytes()); });
+    metricsServer = std::make_unique<dfs::HttpServer>();
+    dfs::Status served = metricsServer->start(opts.metricsListen);
+    if (!served.ok()) {
+      client.stop();
+      return fail(served.message);
+    }
   }
   dfs::VolumeInfo volume = client.meta().volume();
   spdlog::info("mounted volume '{}' (id {}, root inode {}, EC {}+{}, chunks {}/{}/{}, inline <= {})",

@@ -1,5 +1,7 @@
 #include "backend/client/data_path.h"
 
+#include "backend/common/metrics.h"
+
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
@@ -20,6 +22,19 @@
 namespace dfs {
 
 namespace {
+// Prometheus series of the client data path (docs/metrics.md).
+struct DataPathMetrics {
+  Counter& bytesOut = metrics().counter("dfs_bytes_out_total",
+                                        "Fragment bytes sent to storage nodes (incl. parity)");
+  Counter& bytesIn = metrics().counter("dfs_bytes_in_total", "Fragment bytes received from storage nodes");
+  Counter& fragmentErrors = metrics().counter(
+      "dfs_fuse_fragment_errors_total", "Fragments that were corrupt or could not be fetched");
+};
+DataPathMetrics& dataPathMetrics() {
+  static DataPathMetrics m;
+  return m;
+}
+
 constexpr uint64_t kExtentWindow = 64ull << 20;  // bytes of extents fetched per getExtents
 constexpr int64_t kClusterRefreshNs = 5ll * 1000000000;
 constexpr int64_t kExcludeNodeNs = 30ll * 1000000000;
@@ -529,6 +544,9 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
               newChunks.push_back(ChunkPlacement{b.encoded[i].layout, b.nodes[i]});
             }
             stats_.chunksUploaded += b.encoded.size();
+            uint64_t sent = 0;
+            for (const auto& e : b.encoded) sent += uint64_t(e.layout.fragmentSize) * e.fragments.size();
+            dataPathMetrics().bytesOut.inc(sent);
             return;
           }
           if (firstError.ok() || out.status.code == Code::NO_SPACE) firstError = out.status;
@@ -845,6 +863,10 @@ std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
   for (size_t i = 0; i < chunks.size(); ++i) {
     const ChunkPlacement& c = *chunks[i];
     stats_.failedFragmentGets += results[i].failures;
+    dataPathMetrics().fragmentErrors.inc(uint64_t(results[i].failures));
+    for (const auto& f : results[i].fragments) {
+      if (f) dataPathMetrics().bytesIn.inc(f->size());
+    }
     std::vector<int> bad;
     auto decoded = decodeChunk(c.layout, results[i].fragments, &bad);
     if (!decoded.ok()) {
@@ -855,6 +877,7 @@ std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
       }
       if (!bad.empty()) {
         stats_.badFragments += bad.size();
+        dataPathMetrics().fragmentErrors.inc(bad.size());
         spdlog::warn("chunk {}: {} corrupt fragment(s) (first index {}); fetching parity",
                      toHex(c.layout.id), bad.size(), bad.front());
       }

@@ -97,6 +97,8 @@ class DataPath {
   void invalidate(uint64_t ino);
 
   const DataPathStats& stats() const { return stats_; }
+  // Bytes written by applications and not yet committed to the cluster. Any thread.
+  uint64_t dirtyBytes() const { return dirtyBytes_.load(std::memory_order_relaxed); }
 
   struct FileState;
 

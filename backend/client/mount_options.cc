@@ -51,7 +51,7 @@ Status applyOption(MountOptions& o, const std::string& opt) {
   std::string key = eq == std::string::npos ? opt : opt.substr(0, eq);
   std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
   static const std::set<std::string> kValued = {"op_timeout", "entry_timeout", "attr_timeout",
-                                                "log_level"};
+                                                "log_level", "metrics_listen"};
   if (kValued.count(key) && eq == std::string::npos) {
     return Status::error(Code::INVALID, "option " + key + " needs a value (" + key + "=...)");
   }
@@ -75,6 +75,8 @@ Status applyOption(MountOptions& o, const std::string& opt) {
                                               "' (trace, debug, info, warn, error, off)");
     }
     o.logLevel = value;
+  } else if (key == "metrics_listen") {
+    o.metricsListen = value;
   } else if (key == "log_json") {
     o.logJson = value.empty() || value == "1" || value == "true" || value == "yes";
   } else if (key.rfind("dfs_", 0) == 0 || key.rfind("dfs.", 0) == 0) {
@@ -159,6 +161,7 @@ std::string mountUsage(const std::string& program) {
          "  attr_timeout=SEC   kernel cache time of attributes (default 1)\n"
          "  log_level=LEVEL    trace, debug, info, warn, error, off (default info)\n"
          "  log_json           log JSON lines instead of text\n"
+         "  metrics_listen=HOST:PORT  serve Prometheus /metrics there (default: off)\n"
          "\n"
          "Other -o options are FUSE mount options and passed through (ro, allow_other,\n"
          "max_read=N, ...). default_permissions is always on; allow_other is on when\n"

@@ -31,6 +31,7 @@ struct MountOptions {
   double attrTimeoutSec = 1.0;
   std::string logLevel = "info";
   bool logJson = false;
+  std::string metricsListen;  // host:port for /metrics; empty: no endpoint
   std::vector<std::string> fuseOptions;  // -o options passed through to FUSE
   bool debug = false;                    // -d: FUSE debug output (implies -f)
 };
