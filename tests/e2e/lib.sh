@@ -11,7 +11,7 @@ CLUSTER_DIR=$(mktemp -d /tmp/dfs-e2e.XXXXXX)
 chmod 755 "$CLUSTER_DIR"  # other users (permission tests) must reach the mount point
 MNT=$CLUSTER_DIR/mnt
 TEST_NAME=$(basename "$0" .sh)
-E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-840}
+E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-1700}
 
 step() { echo "== $TEST_NAME: $*"; }
 fail() {

@@ -16,7 +16,6 @@ fi
 : "${DFS_SOURCE:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${DFS_BIN:=/usr/bin}"
 export DFS_SOURCE DFS_BIN
-E2E_TIME_LIMIT=${E2E_TIME_LIMIT:-840}
 source "$(dirname "$0")/lib.sh"
 
 PACKAGE_INSTALLED=0
