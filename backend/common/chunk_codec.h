@@ -1,7 +1,7 @@
 // The whole per-chunk data path, pure logic without I/O:
 //   plaintext -> SHA-256 id -> zstd (if it pays) -> zero-pad -> RS(k,m) ->
 //   k+m fragments, each with an XXH3-64 checksum.
-// The byte format is documented in docs/formats/chunk.md.
+// The byte format is documented in docs/formats.md (chunk section).
 #pragma once
 
 #include <cstddef>

@@ -51,7 +51,7 @@ std::optional<std::string> compressChunk(const uint8_t* data, size_t size, int l
   ZSTD_CCtx* ctx = threadCCtx();
   if (ctx == nullptr || looksIncompressible(ctx, data, size)) return std::nullopt;
   // At least one byte smaller even for tiny chunks: a stored size below the
-  // plain size is what marks a layout as compressed (docs/formats/chunk.md).
+  // plain size is what marks a layout as compressed (docs/formats.md (chunk section)).
   const size_t gain = size / kMinCompressionGainDivisor;
   const size_t limit = size - (gain > 0 ? gain : 1);
   std::string out(ZSTD_compressBound(size), '\0');

@@ -2,7 +2,7 @@
 // database per table, the key layouts (big-endian integers so that range scans
 // follow numeric order), the versioned value encodings and the write transaction
 // that keeps the storage statistics in step with every change.
-// Byte layouts: docs/formats/meta.md.
+// Byte layouts: docs/formats.md (metadata section).
 //
 // Thread: the whole metadata node runs on one KJ event-loop thread; MetaStore and
 // WriteTxn are used from that thread only.

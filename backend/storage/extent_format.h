@@ -1,5 +1,5 @@
 // Byte layouts of the storage node's durable state: the record header in extent
-// files and the values of the LMDB index. docs/formats/storage.md is the prose
+// files and the values of the LMDB index. docs/formats.md (storage section) is the prose
 // version of this file; keep them in step. Thread: pure functions, any thread.
 #pragma once
 

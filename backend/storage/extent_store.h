@@ -1,6 +1,6 @@
 // The storage node's fragment store: fragments appended to extent files under
 // DATA_DIR/extents/, indexed by LMDB under DATA_DIR/index/. Layouts in
-// extent_format.h and docs/formats/storage.md.
+// extent_format.h and docs/formats.md (storage section).
 //
 // Durability promise: put() returns OK only after the records' bytes are
 // fdatasync'ed and the LMDB transaction that indexes them has committed (LMDB syncs
