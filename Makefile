@@ -50,5 +50,6 @@ clean:
 .PHONY: deb rpm
 deb:
 	packaging/deb/build-deb.sh "$(CURDIR)/build-deb"
+RPM_DIR ?= $(CURDIR)/build-rpm
 rpm:
-	packaging/rpm/build-rpm.sh "$(CURDIR)/build-rpm"
+	packaging/rpm/build-rpm.sh "$(RPM_DIR)"

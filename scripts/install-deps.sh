@@ -9,7 +9,9 @@ packages=(
   libxxhash-dev libzstd-dev libjerasure-dev libgf-complete-dev libssl-dev
   libspdlog-dev libfmt-dev catch2 libboost-dev libboost-system-dev
   # used by the end-to-end tests
-  rsync sqlite3 attr python3 util-linux procps psmisc tar diffutils
+  rsync sqlite3 attr python3 util-linux procps psmisc tar diffutils gcc
+  # packaging and operations tests: deb/rpm builds, lintian, unit verification, promtool
+  debhelper dpkg-dev fakeroot lintian rpm systemd prometheus
 )
 
 missing=()

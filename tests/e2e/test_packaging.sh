@@ -19,9 +19,14 @@ export DFS_SOURCE DFS_BIN
 source "$(dirname "$0")/lib.sh"
 
 PACKAGE_INSTALLED=0
+FSTAB_CHANGED=0
 _packaging_cleanup() {
   local rc=$?
   set +e
+  if [ "$FSTAB_CHANGED" -eq 1 ]; then
+    mountpoint -q "$MNT" && umount "$MNT"
+    cp "$CLUSTER_DIR/fstab.orig" /etc/fstab
+  fi
   # Unmount and stop daemons before the binaries disappear.
   cluster_stop
   if [ "$PACKAGE_INSTALLED" -eq 1 ]; then dpkg -P dfs >/dev/null 2>&1 || true; fi
@@ -156,6 +161,16 @@ cmp "$CLUSTER_DIR/big.bin" "$MNT/big.bin" || fail "big.bin differs after remount
 [ "$(tree_sums "$MNT/tree")" = "$(tree_sums "$CLUSTER_DIR/src")" ] || fail "tree differs after remount"
 umount "$MNT" || fail "umount failed"
 
+step "an /etc/fstab line (_netdev) mounts with plain 'mount MOUNTPOINT'"
+cp /etc/fstab "$CLUSTER_DIR/fstab.orig"
+FSTAB_CHANGED=1
+echo "127.0.0.1:$META_PORT:/default $MNT fuse.dfs-fuse _netdev,op_timeout=20 0 0" >>/etc/fstab
+mount "$MNT" || fail "mount via /etc/fstab failed"
+cmp "$CLUSTER_DIR/big.bin" "$MNT/big.bin" || fail "big.bin differs through the fstab mount"
+umount "$MNT" || fail "umount of the fstab mount failed"
+cp "$CLUSTER_DIR/fstab.orig" /etc/fstab
+FSTAB_CHANGED=0
+
 step "daemons stop on SIGTERM"
 for name in storage1 storage2 storage3 storage4 storage5 storage6 meta; do
   pid=$(pid_of "$name")
@@ -179,4 +194,18 @@ PACKAGE_INSTALLED=0
 [ ! -e /var/lib/dfs ] || fail "/var/lib/dfs left after purge"
 getent passwd dfs >/dev/null && fail "dfs user left after purge"
 dpkg-query -W -f='${Status}' dfs 2>/dev/null | grep -q "ok installed" && fail "dfs still known to dpkg"
+
+step "make rpm builds an rpm with the binaries, units and configs"
+rpm_dir=$CLUSTER_DIR/rpm
+# ccache may reuse the main build's objects: same CMake flags, paths made relative.
+CCACHE_BASEDIR=/ CCACHE_NOHASHDIR=1 make -C "$DFS_SOURCE" rpm RPM_DIR="$rpm_dir" >"$CLUSTER_DIR/make-rpm.log" 2>&1 ||
+  { tail -40 "$CLUSTER_DIR/make-rpm.log" >&2; fail "make rpm failed"; }
+rpm_file=$(find "$rpm_dir/RPMS" -name 'dfs-*.rpm' | head -1)
+[ -n "$rpm_file" ] || fail "make rpm produced no rpm"
+rpm -qpl "$rpm_file" >"$CLUSTER_DIR/rpm-files.txt" 2>/dev/null || fail "rpm -qpl cannot read $rpm_file"
+for f in /usr/bin/dfs-meta /usr/bin/dfs-storage /usr/bin/dfs-fuse /usr/bin/dfsctl \
+  /usr/lib/systemd/system/dfs-meta.service /etc/dfs/meta.conf; do
+  grep -qx "$f" "$CLUSTER_DIR/rpm-files.txt" || fail "$f missing from $(basename "$rpm_file")"
+done
+echo "built $(basename "$rpm_file")"
 echo "PASS: $TEST_NAME"
