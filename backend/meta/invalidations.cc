@@ -16,12 +16,23 @@ void Invalidations::detach(uint64_t session) { targets_.erase(session); }
 
 void Invalidations::changed(uint64_t origin, uint32_t volume, const Change& change) {
   if (change.empty()) return;
+  std::vector<uint64_t> stuck;
   for (auto& [session, target] : targets_) {
     if (session == origin || target.volume != volume) continue;
     target.inodes.insert(change.inodes.begin(), change.inodes.end());
     target.entries.insert(change.entries.begin(), change.entries.end());
-    bool full = target.inodes.size() + target.entries.size() >= kMaxPending;
-    schedule(session, target, full);
+    size_t pending = target.inodes.size() + target.entries.size();
+    if (target.inFlight && pending > kMaxPendingStuck) {
+      stuck.push_back(session);
+      continue;
+    }
+    schedule(session, target, pending >= kMaxPending);
+  }
+  for (uint64_t session : stuck) {
+    spdlog::warn("session {}: invalidation callback does not answer ({} changes pending); no "
+                 "more invalidations for this session",
+                 session, kMaxPendingStuck);
+    targets_.erase(session);
   }
 }
 
@@ -55,8 +66,11 @@ void Invalidations::send(uint64_t session, uint64_t generation) {
   target.entries.clear();
   target.inFlight = true;
   ++sent_;
-  tasks_.add(req.send().then(
-      [this, session, generation](auto&&) {
+  auto sent = req.send().ignoreResult();
+  kj::Promise<void> call = timer_ ? timer_->timeoutAfter(kCallTimeoutMs * kj::MILLISECONDS, kj::mv(sent))
+                                  : kj::mv(sent);
+  tasks_.add(call.then(
+      [this, session, generation]() {
         auto it = targets_.find(session);
         if (it == targets_.end() || it->second.generation != generation) return;
         it->second.inFlight = false;

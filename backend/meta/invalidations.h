@@ -7,9 +7,9 @@
 // once per ~kCoalesceMs (or at the next event-loop turn when no timer is
 // available), with at most one call in flight per target; what changes meanwhile
 // goes into the next call. Nothing here ever blocks or fails a mutation: a
-// callback whose call fails is dropped for the rest of the session (logged
-// once), and pending sets are bounded (past kMaxPending a target gets its batch
-// early).
+// callback whose call fails or hangs is dropped for the rest of the session
+// (logged once), and pending sets are bounded (past kMaxPending a target gets
+// its batch early; past kMaxPendingStuck behind a hanging call it is dropped).
 //
 // Thread: the metadata node's event-loop thread.
 #pragma once
@@ -38,6 +38,10 @@ class Invalidations final : private kj::TaskSet::ErrorHandler {
  public:
   static constexpr int64_t kCoalesceMs = 20;
   static constexpr size_t kMaxPending = 4096;
+  // A callback that has not answered within kCallTimeoutMs, or has more than
+  // kMaxPendingStuck changes waiting behind an unanswered call, is dropped.
+  static constexpr int64_t kCallTimeoutMs = 30000;
+  static constexpr size_t kMaxPendingStuck = 16 * kMaxPending;
 
   // `timer` may be null (tests): batches then go out at the next loop turn.
   explicit Invalidations(kj::Timer* timer) : timer_(timer), tasks_(*this) {}
