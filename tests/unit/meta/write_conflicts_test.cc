@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "backend/meta/extent_map.h"
 #include "tests/unit/meta/temp_node.h"
 
 using namespace dfs;
@@ -115,4 +116,32 @@ TEST_CASE("conflicts: history is bounded per inode") {
   CHECK(w.resolve(kIno, kB, 0, 5000, early, kNow).conflicts == 0);
   std::vector<ExtentRecord> recent = {chunkExtent(9990, 5, 'B')};
   CHECK(w.resolve(kIno, kB, 0, 5000, recent, kNow).conflicts == 1);
+}
+
+TEST_CASE("conflicts: commitWrite replaces only the ranges it carries, so disjoint writers merge") {
+  TempNode t;
+  auto f = t.ns().mknod(t.root(), "f", 0100644, 0, Caller{0, 0}).value();
+  auto commit = [&](std::vector<ExtentRecord> extents, uint64_t size) {
+    CommitRequest r;
+    r.ino = f.ino;
+    r.extents = std::move(extents);
+    r.newChunks = {makeChunk('A', 1 << 20), makeChunk('B', 1 << 20)};
+    r.newSize = size;
+    return commitWrite(t.node->store(), r);
+  };
+  // Writer 1 commits [0, 1M) and [2M, 3M); writer 2, based on the same version,
+  // commits [1M, 2M) and [3M, 4M).
+  REQUIRE(commit({chunkExtent(0, 1 << 20, 'A'), chunkExtent(2 << 20, 1 << 20, 'A')}, 3 << 20)
+              .status.ok());
+  REQUIRE(commit({chunkExtent(1 << 20, 1 << 20, 'B'), chunkExtent(3 << 20, 1 << 20, 'B')}, 4 << 20)
+              .status.ok());
+  auto extents = getExtents(t.node->store(), f.ino, 0, UINT64_MAX).value();
+  CHECK(extents.inode.size == (4u << 20));
+  REQUIRE(extents.extents.size() == 4);
+  const char expected[] = {'A', 'B', 'A', 'B'};
+  for (size_t i = 0; i < 4; ++i) {
+    CHECK(extents.extents[i].fileOffset == i << 20);
+    CHECK(extents.extents[i].length == (1u << 20));
+    CHECK(extents.extents[i].chunkId == std::string(32, expected[i]));
+  }
 }
