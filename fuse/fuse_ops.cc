@@ -517,7 +517,7 @@ void opReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 // readdir and readdirplus. Entries come from the server in name order, paged by
 // name; cookies map to names through the handle's DirCursor.
-void readdirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+void readdirCommon(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi,
                    bool plus) {
   FuseContext& c = ctx(req);
   OpenDir* dir = dirHandle(fi);
