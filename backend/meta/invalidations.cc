@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend/common/metrics.h"
+
 namespace dfs::meta {
 
 void Invalidations::attach(uint64_t session, uint32_t volume,
@@ -66,6 +68,9 @@ void Invalidations::send(uint64_t session, uint64_t generation) {
   target.entries.clear();
   target.inFlight = true;
   ++sent_;
+  static Counter& calls = metrics().counter(
+      "dfs_meta_invalidation_calls_total", "ClientCallback.invalidate calls sent to clients");
+  calls.inc();
   auto sent = req.send().ignoreResult();
   kj::Promise<void> call = timer_ ? timer_->timeoutAfter(kCallTimeoutMs * kj::MILLISECONDS, kj::mv(sent))
                                   : kj::mv(sent);

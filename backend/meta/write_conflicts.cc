@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "backend/common/metrics.h"
+
 namespace dfs::meta {
 
 ExtentRecord clipExtent(const ExtentRecord& e, uint64_t from, uint64_t to) {
@@ -10,6 +12,14 @@ ExtentRecord clipExtent(const ExtentRecord& e, uint64_t from, uint64_t to) {
   out.fileOffset = from;
   out.length = to - from;
   return out;
+}
+
+void WriteConflicts::count(uint64_t conflicts) {
+  static Counter& counter = metrics().counter(
+      "dfs_meta_write_conflicts_total",
+      "commitWrite conflicts between sessions (resolved last-writer-wins by HLC)");
+  total_ += conflicts;
+  counter.inc(conflicts);
 }
 
 void WriteConflicts::prune(std::deque<Range>& ranges, int64_t nowNs) {

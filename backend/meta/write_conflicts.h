@@ -53,7 +53,7 @@ class WriteConflicts {
 
   // Counts conflicts of a commit that was applied (resolve() does not count, so
   // that a commit retried after missingChunks is counted once).
-  void count(uint64_t conflicts) { total_ += conflicts; }
+  void count(uint64_t conflicts);
   uint64_t total() const { return total_; }
 
  private:
