@@ -759,7 +759,13 @@ fuse_lowlevel_ops makeOps() {
 
 void invalidateKernel(FuseContext& c, const InvalidationBatch& batch) {
   fuse_session* se = c.session.load();
-  for (uint64_t ino : batch.inodes) {
+  std::vector<uint64_t> inodes = batch.inodes;
+  if (batch.all) {
+    // Dentries cannot be enumerated: they expire with entry_timeout.
+    inodes = c.refs.known();
+    inodes.push_back(c.rootIno);
+  }
+  for (uint64_t ino : inodes) {
     {
       std::lock_guard<std::mutex> lock(c.cacheMu);
       c.kernelCachedVersion.erase(ino);

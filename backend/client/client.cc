@@ -37,6 +37,7 @@ Status Client::stop() {
 void Client::setInvalidationSink(InvalidationQueue::Handler sink) {
   invalidations_->setHandler([this, sink = std::move(sink)](const InvalidationBatch& batch) {
     if (data_) {
+      if (batch.all) data_->invalidateAll();
       for (uint64_t ino : batch.inodes) data_->invalidate(ino);
     }
     if (sink) sink(batch);

@@ -214,6 +214,19 @@ void DataPath::noteAttr(const Attr& attr, bool opened) {
   f->seenVersion = std::max(f->seenVersion, attr.dataVersion);
 }
 
+void DataPath::invalidateAll() {
+  std::vector<std::shared_ptr<FileState>> all;
+  {
+    std::lock_guard<std::mutex> lock(filesMu_);
+    for (auto& [ino, f] : files_) all.push_back(f);
+  }
+  for (auto& f : all) {
+    std::lock_guard<std::mutex> lock(f->mu);
+    f->attrKnown = false;
+    f->extentsValid = false;
+  }
+}
+
 void DataPath::invalidate(uint64_t ino) {
   auto f = file(ino, false);
   if (!f) return;

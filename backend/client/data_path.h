@@ -95,6 +95,8 @@ class DataPath {
   // the next read or commit asks the metadata node. Buffered bytes stay. Decoded
   // chunks are keyed by content (SHA-256), so they are never stale.
   void invalidate(uint64_t ino);
+  // invalidate() for every inode the data path knows.
+  void invalidateAll();
 
   const DataPathStats& stats() const { return stats_; }
   // Bytes written by applications and not yet committed to the cluster. Any thread.

@@ -28,6 +28,15 @@ uint64_t InodeRefs::count(uint64_t ino) const {
   return it == s.counts.end() ? 0 : it->second;
 }
 
+std::vector<uint64_t> InodeRefs::known() const {
+  std::vector<uint64_t> out;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (const auto& [ino, count] : s.counts) out.push_back(ino);
+  }
+  return out;
+}
+
 size_t InodeRefs::size() const {
   size_t n = 0;
   for (const auto& s : shards_) {

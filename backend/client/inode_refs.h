@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace dfs {
 
@@ -24,6 +25,8 @@ class InodeRefs {
   bool forget(uint64_t ino, uint64_t count);
   uint64_t count(uint64_t ino) const;
   size_t size() const;
+  // Every inode with a count > 0 (a snapshot, shard by shard).
+  std::vector<uint64_t> known() const;
 
  private:
   static constexpr size_t kShards = 64;

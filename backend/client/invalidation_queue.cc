@@ -13,6 +13,7 @@ void InvalidationQueue::push(InvalidationBatch batch) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     ++received_;
+    all_ = all_ || batch.all;
     inodes_.insert(batch.inodes.begin(), batch.inodes.end());
     for (auto& e : batch.entries) entries_.insert(std::move(e));
   }
@@ -44,12 +45,14 @@ void InvalidationQueue::threadMain() {
     InvalidationBatch batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !inodes_.empty() || !entries_.empty(); });
+      cv_.wait(lock, [this] { return stopping_ || all_ || !inodes_.empty() || !entries_.empty(); });
       if (stopping_) return;
       batch.inodes.assign(inodes_.begin(), inodes_.end());
       batch.entries.assign(entries_.begin(), entries_.end());
+      batch.all = all_;
       inodes_.clear();
       entries_.clear();
+      all_ = false;
     }
     std::lock_guard<std::mutex> lock(handlerMu_);
     if (!handler_) continue;

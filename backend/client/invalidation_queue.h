@@ -27,6 +27,9 @@ namespace dfs {
 struct InvalidationBatch {
   std::vector<uint64_t> inodes;                           // server inode numbers
   std::vector<std::pair<uint64_t, std::string>> entries;  // (parent inode, name)
+  // Everything may be stale (a new session after a lost connection: the
+  // invalidations of the gap were never received).
+  bool all = false;
 };
 
 class InvalidationQueue {
@@ -54,6 +57,7 @@ class InvalidationQueue {
   std::condition_variable cv_;
   std::set<uint64_t> inodes_;                           // guarded by mu_
   std::set<std::pair<uint64_t, std::string>> entries_;  // guarded by mu_
+  bool all_ = false;                                    // guarded by mu_
   bool stopping_ = false;                               // guarded by mu_
   uint64_t received_ = 0;                               // guarded by mu_
   // Held while the handler runs (and to replace it): after setHandler returns

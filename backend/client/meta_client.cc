@@ -121,7 +121,23 @@ class MetaClient::Connection {
       auto dead = kj::mv(*live);
       live_ = nullptr;
       loop_.addTask(kj::evalLater([dead = kj::mv(dead)]() mutable { dead = nullptr; }));
+      // A client that wants invalidations must not stay disconnected while it is
+      // idle (its kernel caches would never hear of changes): reconnect now.
+      if (options_.onInvalidate) {
+        reconnect_ = kj::evalLater([this]() { return reconnectInBackground(); }).eagerlyEvaluate(nullptr);
+      }
     }
+  }
+
+  // Retries get() (with its backoff) until a session is live again.
+  kj::Promise<void> reconnectInBackground() {
+    return get().then([](Session) -> kj::Promise<void> { return kj::READY_NOW; },
+                      [this](kj::Exception&&) -> kj::Promise<void> {
+                        if (!mountError.ok()) return kj::READY_NOW;  // refused: calls report it
+                        return loop_.timer()
+                            .afterDelay(kMinBackoffMs * kj::MILLISECONDS)
+                            .then([this]() { return reconnectInBackground(); });
+                      });
   }
 
   kj::Promise<void> unmount() {
@@ -188,6 +204,12 @@ class MetaClient::Connection {
       live->leaseMs = std::max<uint32_t>(r.getLeaseMs(), 300);
       live->generation = ++generation_;
       owner_.setVolume(volumeFromProto(r.getVolume()));
+      if (generation_ > 1 && options_.onInvalidate) {
+        // Changes made while we had no session were not sent to us.
+        InvalidationBatch all;
+        all.all = true;
+        options_.onInvalidate(std::move(all));
+      }
       if (reportedDown_ || generation_ > 1) {
         spdlog::info("meta {}: connected, session {} on volume '{}'", options_.address,
                      live->sessionId, options_.volume);
@@ -239,6 +261,7 @@ class MetaClient::Connection {
   MetaClient& owner_;
   kj::Maybe<kj::Own<Live>> live_;
   kj::Maybe<kj::ForkedPromise<void>> connecting_;
+  kj::Promise<void> reconnect_ = nullptr;  // background reconnect after a lost connection
   int64_t nextAttemptNs_ = 0;
   int64_t backoffMs_ = 0;
   uint64_t generation_ = 0;

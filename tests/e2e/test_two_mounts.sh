@@ -3,7 +3,8 @@
 # volume. (a) close-to-open; (b) cache invalidation delay with long kernel
 # cache timeouts (only invalidation can refresh B); (c) concurrent writers on
 # non-overlapping ranges merge; (d) concurrent writers on the same range: one
-# pattern per write range, never a mix, and the conflict is counted.
+# pattern per write range, never a mix, and the conflict is counted; (e) after
+# a dfs-meta restart, invalidations reach an idle mount again.
 source "$(dirname "$0")/lib.sh"
 cluster_start 6
 A=$CLUSTER_DIR/a
@@ -137,6 +138,23 @@ done
 conflicts_after=$(stat_of conflicts)
 echo "conflicts: before $conflicts_before, after $conflicts_after"
 [ "$conflicts_after" -ge 1 ] || fail "dfsctl stats shows no conflict after 5 rounds of same-range writers"
+step "(e) after a dfs-meta restart, invalidations reach an idle mount again"
+printf 'restart' >"$A/after"
+chmod 644 "$A/after"
+[ "$(stat -c %a "$B/after")" = 644 ] || fail "B does not see the file before the restart"
+stop_daemon meta
+start_meta
+sleep 1
+chmod 600 "$A/after"  # A reconnects on this call; B (idle) at its next keepalive at the latest
+t0=$EPOCHREALTIME
+start=${t0/./}
+until attrs_are "$B/after" 7.600; do
+  now=${EPOCHREALTIME/./}
+  ((now - start < 20000000)) || fail "B does not see A's change 20 s after a dfs-meta restart"
+  sleep 0.05
+done
+now=${EPOCHREALTIME/./}
+echo "after a dfs-meta restart B saw A's change after $(((now - start) / 1000)) ms (idle mounts reconnect within one keepalive period, 10 s)"
 kill -0 "$(pid_of fuse_a)" || fail "dfs-fuse A died"
 kill -0 "$(pid_of fuse_b)" || fail "dfs-fuse B died"
 echo "PASS: $TEST_NAME"
