@@ -233,6 +233,8 @@ int main(int argc, char** argv) {
   int loopResult = fuse_session_loop_mt(session, &config);
 
   spdlog::info("unmounting {}", opts.mountpoint);
+  // No new kernel notifications once no worker answers requests any more.
+  context.session = nullptr;
   dfs::Status stopped = client.stop();  // commits buffered writes, ends the session
   if (!stopped.ok()) spdlog::error("flushing at exit failed: {}", stopped.message);
   fuse_session_unmount(session);
