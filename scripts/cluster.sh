@@ -27,11 +27,18 @@ wait_port() {
   return 1
 }
 
+# is_mounted DIR: DIR is a mount point now. Reads /proc/mounts rather than stat()ing
+# DIR, which can hang or fail while a FUSE daemon is going away.
+is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
+
 # start_daemon NAME LOGFILE CMD...: starts a daemon in the background and records it.
+# Each daemon runs in a session of its own, so a Ctrl-C at the terminal reaches only the
+# script, which then stops everything in order (unmount first, while the metadata and
+# storage nodes are still up to take the last flush).
 start_daemon() {
   local name=$1 log=$2
   shift 2
-  "$@" >>"$log" 2>&1 &
+  setsid "$@" >>"$log" 2>&1 </dev/null &
   local pid=$!
   CLUSTER_PIDS+=("$name:$pid")
   eval "PID_${name//[^a-zA-Z0-9]/_}=$pid"
@@ -94,7 +101,7 @@ mount_volume() {
   CLUSTER_MOUNTS+=("$mnt")
   local deadline=$((SECONDS + 30))
   while ((SECONDS < deadline)); do
-    if mountpoint -q "$mnt"; then return 0; fi
+    if is_mounted "$mnt"; then return 0; fi
     kill -0 "$(pid_of "$name")" 2>/dev/null || break
     sleep 0.1
   done
@@ -103,16 +110,20 @@ mount_volume() {
   return 1
 }
 
+# unmount_volume DIR: unmounts; dfs-fuse then commits buffered writes and exits (waited
+# for up to a minute, since it may still be flushing).
 unmount_volume() {
   local mnt=$1
-  mountpoint -q "$mnt" || return 0
-  fusermount3 -u "$mnt" 2>/dev/null || { sleep 1; fusermount3 -u "$mnt" 2>/dev/null; } ||
-    { cluster_log "lazy unmount of $mnt"; fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null; }
   local name="fuse_$(basename "$mnt")" pid
   pid=$(pid_of "$name")
-  if [ -n "$pid" ]; then
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if is_mounted "$mnt"; then
+    fusermount3 -u "$mnt" 2>/dev/null || { sleep 1; fusermount3 -u "$mnt" 2>/dev/null; } ||
+      { cluster_log "lazy unmount of $mnt"; fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null; }
   fi
+  if [ -n "$pid" ]; then
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  return 0
 }
 
 # stop_daemon NAME [SIGNAL]: stops one daemon and waits for it.

@@ -13,7 +13,7 @@ source "$(dirname "$0")/cluster.sh"
 mkdir -p "$CLUSTER_DIR"
 CLUSTER_DIR=$(cd "$CLUSTER_DIR" && pwd)
 # A previous run that was killed hard may have left a dead mount behind.
-if grep -qs " $MOUNTPOINT fuse" /proc/mounts; then fusermount3 -u -z "$MOUNTPOINT" 2>/dev/null || true; fi
+if is_mounted "$MOUNTPOINT"; then fusermount3 -u -z "$MOUNTPOINT" 2>/dev/null || true; fi
 # Storage nodes keep their ports across runs (their addresses are in the cluster map).
 for i in 1 2 3 4 5 6; do STORAGE_PORTS[$i]=$((META_PORT + 100 + i)); done
 for port in "$META_PORT" "${STORAGE_PORTS[@]}"; do
@@ -50,7 +50,7 @@ Press Ctrl-C to unmount and stop.
 MSG
 
 # Stay in the foreground while the mount lives.
-while mountpoint -q "$MOUNTPOINT"; do sleep 1 & wait $!; done
+while is_mounted "$MOUNTPOINT"; do sleep 1 & wait $! || true; done
 echo "The mount at $MOUNTPOINT went away; stopping." >&2
 cluster_stop
 exit 1
