@@ -17,6 +17,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <cerrno>
 #include <cstring>
@@ -154,6 +155,18 @@ int main(int argc, char** argv) {
   gethostname(host, sizeof(host) - 1);
   clientOptions.meta.clientName = std::string("dfs-fuse@") + host + ":" + std::to_string(getpid());
   clientOptions.meta.opTimeoutMs = opts.opTimeoutMs;
+  clientOptions.data.totalDirtyLimit = opts.dirtyLimitBytes;
+  clientOptions.data.fileDirtyLimit = std::min<uint64_t>(32ull << 20, opts.dirtyLimitBytes / 4);
+  clientOptions.cacheDir = opts.cacheDir;
+  if (clientOptions.cacheDir.empty()) {
+    const char* home = getenv("HOME");
+    const char* xdg = getenv("XDG_CACHE_HOME");
+    std::string base = geteuid() == 0 ? "/var/cache/dfs"
+                       : xdg && *xdg  ? std::string(xdg) + "/dfs"
+                       : home         ? std::string(home) + "/.cache/dfs"
+                                      : "/tmp/dfs-cache-" + std::to_string(geteuid());
+    clientOptions.cacheDir = dfs::defaultCacheDir(base, opts.source, opts.mountpoint);
+  }
   dfs::Client client(clientOptions);
   dfs::Status started = client.start();
   if (!started.ok()) {

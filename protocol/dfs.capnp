@@ -188,6 +188,21 @@ struct Stats {
                          # commit's base version; resolved last-writer-wins by HLC
 }
 
+# Identifies one mutating request of a client instance, so that a request
+# retried after a lost connection (or a metadata node restart) is applied at most
+# once: the metadata node stores the reply of every request carrying an OpId in
+# the same LMDB transaction as its effect, and answers a retry with the stored
+# reply instead of applying it again. `client` is random per client instance (the
+# journal id, see commitWrite) and never 0; 0 means "no OpId" (v1 clients before
+# this field: applied as before). `seq` increases per request. `doneBelow`: the
+# client holds no reply-less request with a smaller seq, so the server may drop
+# its stored replies below it.
+struct OpId {
+  client @0 :UInt64;
+  seq @1 :UInt64;
+  doneBelow @2 :UInt64;
+}
+
 # A directory entry that changed (created, removed, renamed to or from).
 struct EntryRef {
   parent @0 :UInt64;  # inode of the directory
@@ -237,34 +252,37 @@ interface Meta {
   unmount @2 (sessionId :UInt64) -> ();
 
   # --- namespace (each call is one LMDB write or read transaction) ----------
+  # Calls that are not idempotent (mknod, mkdir, symlink, link, unlink, rmdir,
+  # rename, create, setxattr, removexattr) take an optional `op :OpId`: a retry
+  # with the same OpId gets the first attempt's reply, never a second effect.
   lookup @3 (parent :UInt64, name :Data) -> (status :Status, attr :Attr);
   getattr @4 (ino :UInt64) -> (status :Status, attr :Attr);
   setattr @5 (ino :UInt64, set :SetAttr, caller :Caller) -> (status :Status, attr :Attr);
   # Creates a regular file, FIFO, socket or device node (type from mode).
-  mknod @6 (parent :UInt64, name :Data, mode :UInt32, rdev :UInt64, caller :Caller) -> (status :Status, attr :Attr);
-  mkdir @7 (parent :UInt64, name :Data, mode :UInt32, caller :Caller) -> (status :Status, attr :Attr);
-  symlink @8 (parent :UInt64, name :Data, target :Data, caller :Caller) -> (status :Status, attr :Attr);
+  mknod @6 (parent :UInt64, name :Data, mode :UInt32, rdev :UInt64, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
+  mkdir @7 (parent :UInt64, name :Data, mode :UInt32, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
+  symlink @8 (parent :UInt64, name :Data, target :Data, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
   readlink @9 (ino :UInt64) -> (status :Status, target :Data);
-  link @10 (ino :UInt64, newParent :UInt64, newName :Data) -> (status :Status, attr :Attr);
+  link @10 (ino :UInt64, newParent :UInt64, newName :Data, op :OpId) -> (status :Status, attr :Attr);
   # Removes a non-directory entry. An inode whose link count drops to 0 while some
   # session has it open is kept (as an orphan) until its last release.
-  unlink @11 (parent :UInt64, name :Data, caller :Caller) -> (status :Status);
-  rmdir @12 (parent :UInt64, name :Data, caller :Caller) -> (status :Status);
+  unlink @11 (parent :UInt64, name :Data, caller :Caller, op :OpId) -> (status :Status);
+  rmdir @12 (parent :UInt64, name :Data, caller :Caller, op :OpId) -> (status :Status);
   # flags: 0, 1 = RENAME_NOREPLACE, 2 = RENAME_EXCHANGE (Linux values).
-  rename @13 (parent :UInt64, name :Data, newParent :UInt64, newName :Data, flags :UInt32, caller :Caller) -> (status :Status);
+  rename @13 (parent :UInt64, name :Data, newParent :UInt64, newName :Data, flags :UInt32, caller :Caller, op :OpId) -> (status :Status);
   # Records that `sessionId` holds the inode open (create = mknod + open in one transaction).
   open @14 (sessionId :UInt64, ino :UInt64, truncate :Bool) -> (status :Status, attr :Attr);
-  create @15 (sessionId :UInt64, parent :UInt64, name :Data, mode :UInt32, exclusive :Bool, caller :Caller) -> (status :Status, attr :Attr);
+  create @15 (sessionId :UInt64, parent :UInt64, name :Data, mode :UInt32, exclusive :Bool, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
   release @16 (sessionId :UInt64, ino :UInt64) -> ();
   # Lists entries with names strictly greater than `after` (empty: from the start),
   # in byte order of names, at most `max` of them.
   readdir @17 (ino :UInt64, after :Data, max :UInt32, plus :Bool) -> (status :Status, entries :List(DirEntry), eof :Bool);
   statfs @18 () -> (status :Status, statfs :StatFs);
 
-  setxattr @19 (ino :UInt64, name :Text, value :Data, flags :UInt32) -> (status :Status);  # flags: XATTR_CREATE=1, XATTR_REPLACE=2
+  setxattr @19 (ino :UInt64, name :Text, value :Data, flags :UInt32, op :OpId) -> (status :Status);  # flags: XATTR_CREATE=1, XATTR_REPLACE=2
   getxattr @20 (ino :UInt64, name :Text) -> (status :Status, value :Data);
   listxattr @21 (ino :UInt64) -> (status :Status, names :List(Text));
-  removexattr @22 (ino :UInt64, name :Text) -> (status :Status);
+  removexattr @22 (ino :UInt64, name :Text, op :OpId) -> (status :Status);
 
   # --- data -------------------------------------------------------------------
   # Extents covering [offset, offset+length) (clipped to the file size), in file
@@ -288,7 +306,13 @@ interface Meta {
   # of `extents` overlapping a range with a newer HLC are dropped (the newer data
   # stays), the rest is applied. The reply's `hlc` is the metadata node's clock,
   # which the client merges into its own.
-  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64, hlc :UInt64, baseVersion :UInt64) -> (status :Status, attr :Attr, missing :List(Data), hlc :UInt64);
+  #
+  # Write-back journal: `journal` (0: none) is the client instance's journal id
+  # and `journalSeq` the highest journal sequence number whose bytes this commit
+  # makes durable for this inode. The metadata node records max(journalSeq) per
+  # (journal, inode) in the same transaction (journalApplied reads it back), so a
+  # client replaying its journal after a crash skips what was already committed.
+  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64, hlc :UInt64, baseVersion :UInt64, journal :UInt64, journalSeq :UInt64) -> (status :Status, attr :Attr, missing :List(Data), hlc :UInt64);
 
   # --- cluster ------------------------------------------------------------------
   clusterMap @26 () -> (nodes :List(NodeInfo), epoch :UInt64);
@@ -304,6 +328,13 @@ interface Meta {
   # fragments (no chunk record) older than graceMs. graceMs < 0: server default.
   gc @32 (graceMs :Int64) -> (status :Status, result :GcResult);
   version @33 () -> (version :Text, protocolVersion :UInt32);
+
+  # --- write-back journal replay -------------------------------------------------
+  # For each inode, the highest journalSeq committed under `journal` (0: none).
+  journalApplied @34 (journal :UInt64, inodes :List(UInt64)) -> (seqs :List(UInt64));
+  # The client has replayed or discarded its journal: drop what the metadata node
+  # recorded for it (applied seqs and stored replies of that client id).
+  forgetJournal @35 (journal :UInt64) -> ();
 }
 
 interface StorageGateway {

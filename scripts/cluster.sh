@@ -96,6 +96,8 @@ mount_volume() {
   local mnt=$1 volume=${2:-default} opts=${3:-}
   mkdir -p "$mnt"
   local name="fuse_$(basename "$mnt")"
+  # Each mount's write-back journal under the cluster directory (unless given).
+  case ",$opts," in *,cache_dir=*) ;; *) opts="cache_dir=$CLUSTER_DIR/cache-$(basename "$mnt")${opts:+,$opts}" ;; esac
   start_daemon "$name" "$CLUSTER_DIR/$name.log" "$DFS_BIN/dfs-fuse" "127.0.0.1:$META_PORT:/$volume" "$mnt" -f \
     ${opts:+-o "$opts"}
   CLUSTER_MOUNTS+=("$mnt")

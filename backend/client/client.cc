@@ -1,8 +1,12 @@
 #include "backend/client/client.h"
 
+#include <spdlog/spdlog.h>
+
+#include "backend/client/journal_replay.h"
+
 namespace dfs {
 
-Client::Client(ClientOptions options) {
+Client::Client(ClientOptions options) : cacheDir_(options.cacheDir) {
   invalidations_ = std::make_unique<InvalidationQueue>();
   InvalidationQueue* queue = invalidations_.get();
   options.meta.onInvalidate = [queue](InvalidationBatch batch) { queue->push(std::move(batch)); };
@@ -23,12 +27,33 @@ Client::~Client() {
   loop_.reset();
 }
 
-Status Client::start() { return meta_->start(); }
+Status Client::start() {
+  Status status = meta_->start();
+  if (!status.ok() || cacheDir_.empty()) return status;
+  auto journal = Journal::open(cacheDir_, meta_->clientId());
+  if (!journal.ok()) return journal.status();
+  journal_ = std::move(journal).value();
+  data_->setJournal(journal_.get());
+  auto replayed = replayJournals(*journal_, *meta_, *data_);
+  if (!replayed.ok()) {
+    return Status::error(replayed.status().code,
+                         "replay of the write-back journal in " + cacheDir_ +
+                             " failed (it is kept for the next mount): " + replayed.status().message);
+  }
+  if (replayed.value().journals > 0) {
+    spdlog::info("write-back journal: replayed {} journal(s) of earlier mounts", replayed.value().journals);
+  }
+  return {};
+}
 
 Status Client::stop() {
   if (stopped_) return {};
   stopped_ = true;
   Status status = data_->flushAll();
+  if (journal_ && status.ok() && journal_->liveRecords() == 0) {
+    Status forgot = meta_->forgetJournal(meta_->clientId());
+    if (!forgot.ok()) spdlog::warn("forgetJournal: {}", forgot.message);
+  }
   invalidations_->setHandler(nullptr);
   meta_->stop();
   return status;

@@ -12,6 +12,7 @@
 
 #include "backend/client/data_path.h"
 #include "backend/client/invalidation_queue.h"
+#include "backend/client/journal.h"
 #include "backend/client/meta_client.h"
 #include "backend/client/rpc_loop.h"
 #include "backend/client/storage_pool.h"
@@ -21,6 +22,8 @@ namespace dfs {
 struct ClientOptions {
   MetaClientOptions meta;
   DataPathOptions data;
+  // Write-back journal directory (dfs-fuse); empty: no journal (dfsctl, dfs-bench).
+  std::string cacheDir;
 };
 
 class Client {
@@ -28,12 +31,16 @@ class Client {
   explicit Client(ClientOptions options);
   ~Client();
 
-  // Connects to dfs-meta and mounts the volume (fails with the server's reason).
+  // Connects to dfs-meta and mounts the volume (fails with the server's reason);
+  // with a cache directory, opens the journal and replays what a crashed
+  // instance left there (fails, keeping it, when that cannot be done).
   Status start();
-  // Commits every buffered byte and ends the session.
+  // Commits every buffered byte and ends the session; the journal is deleted
+  // once nothing in it is uncommitted.
   Status stop();
 
   MetaClient& meta() { return *meta_; }
+  Journal* journal() { return journal_.get(); }
   DataPath& data() { return *data_; }
 
   // Where invalidations go after the core dropped its own caches (dfs-fuse:
@@ -50,7 +57,9 @@ class Client {
   std::unique_ptr<RpcLoop> loop_;
   std::unique_ptr<MetaClient> meta_;
   std::unique_ptr<StoragePool> storage_;
+  std::unique_ptr<Journal> journal_;  // outlives the data path that appends to it
   std::unique_ptr<DataPath> data_;
+  std::string cacheDir_;
   bool stopped_ = false;
 };
 

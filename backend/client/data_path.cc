@@ -103,7 +103,26 @@ struct DataPath::FileState {
   std::vector<Extent> extents;
   std::unordered_map<ChunkId, ChunkPlacement, ChunkIdHash> chunks;
   uint64_t lastReadEnd = 0;
+  // Journal records of this file not yet covered by a commit, in seq order.
+  std::deque<JournalSpan> journaled;
 };
+
+namespace {
+// The seq a commit of `journaled` makes durable: every record at or below it is
+// committed. Records whose bytes reach into the uncommitted tail (at or after
+// `tailOffset`) are not, so the mark stays below the oldest of them.
+uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled, uint64_t tailOffset) {
+  if (journaled.empty()) return 0;
+  uint64_t mark = journaled.back().seq;
+  for (const auto& span : journaled) {
+    if (span.end > tailOffset) {
+      mark = span.seq - 1;
+      break;
+    }
+  }
+  return mark;
+}
+}  // namespace
 
 DataPath::DataPath(MetaClient& meta, StoragePool& storage, DataPathOptions options)
     : meta_(meta), storage_(storage), options_(options), cache_(options.chunkCacheBytes) {
@@ -253,9 +272,15 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
   bool overFile, handOff = false;
   {
     std::lock_guard<std::mutex> lock(f->mu);
+    int64_t now = nowNs();
+    if (journal_) {
+      // In the journal before the application hears of success.
+      auto seq = journal_->appendWrite(ino, offset, std::string_view(data, size), now);
+      if (!seq.ok()) return seq.status();
+      f->journaled.push_back(JournalSpan{seq.value(), offset, offset + size});
+    }
     if (f->dirty.empty() && f->flushing.empty()) f->dirtyBase = f->seenVersion;
     f->dirty.write(offset, std::string_view(data, size));
-    int64_t now = nowNs();
     f->lastWriteNs = now;
     if (f->firstDirtyNs == 0) f->firstDirtyNs = now;
     addDirty(reaccount(*f));
@@ -364,6 +389,13 @@ void DataPath::truncated(uint64_t ino, uint64_t size) {
   std::lock_guard<std::mutex> lock(f->mu);
   f->dirty.truncate(size);
   addDirty(reaccount(*f));
+  if (f->dirty.empty() && f->flushing.empty()) {
+    // Nothing of these records is left to commit (the truncate follows a flush).
+    for (const auto& span : f->journaled) {
+      if (journal_) journal_->done(span.seq);
+    }
+    f->journaled.clear();
+  }
   f->extentsValid = false;
   if (f->attrKnown) f->attr.size = size;
 }
@@ -374,11 +406,15 @@ void DataPath::forget(uint64_t ino) {
   if (it == files_.end()) return;
   std::lock_guard<std::mutex> fl(it->second->mu);
   if (!it->second->dirty.empty() || !it->second->flushing.empty()) return;
+  for (const auto& span : it->second->journaled) {
+    if (journal_) journal_->done(span.seq);
+  }
   files_.erase(it);
 }
 
 Status DataPath::flushFile(FileState& f, bool final) {
   std::lock_guard<std::mutex> flushLock(f.flushMu);
+  std::vector<JournalSpan> journaled;
   {
     std::lock_guard<std::mutex> lock(f.mu);
     if (f.dirty.empty()) {
@@ -389,11 +425,12 @@ Status DataPath::flushFile(FileState& f, bool final) {
     f.flushing = f.dirty.take();
     f.firstDirtyNs = 0;
     // Accounting unchanged: the bytes moved from dirty to flushing.
+    journaled.assign(f.journaled.begin(), f.journaled.end());
   }
   uint64_t committedEnd = 0;
   uint64_t tailOffset = UINT64_MAX;
   Attr newAttr;
-  Status status = commitRanges(f, f.flushing, final, &committedEnd, &tailOffset);
+  Status status = commitRanges(f, f.flushing, final, journaled, &committedEnd, &tailOffset);
   {
     std::unique_lock<std::shared_mutex> commit(f.commitMu);
     std::lock_guard<std::mutex> lock(f.mu);
@@ -409,6 +446,17 @@ Status DataPath::flushFile(FileState& f, bool final) {
         if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       }
       f.extentsValid = false;
+      // Journal records of the snapshot whose bytes were all committed are done
+      // (those reaching into the kept tail stay live).
+      uint64_t last = journaled.empty() ? 0 : journaled.back().seq;
+      for (auto it = f.journaled.begin(); it != f.journaled.end() && it->seq <= last;) {
+        if (it->end <= tailOffset) {
+          if (journal_) journal_->done(it->seq);
+          it = f.journaled.erase(it);
+        } else {
+          ++it;
+        }
+      }
     } else {
       for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data);
       if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
@@ -437,7 +485,8 @@ void DataPath::refreshClusterMap(bool force) {
 }
 
 Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ranges, bool final,
-                              uint64_t* committedEnd, uint64_t* tailOffset) {
+                              const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
+                              uint64_t* tailOffset) {
   VolumeInfo vol = meta_.volume();
   uint64_t committedSize;
   int64_t mtime;
@@ -650,7 +699,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
 
     for (int attempt = 0;; ++attempt) {
       CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
-                                     baseVersion);
+                                         baseVersion, journalMark(journaled, *tailOffset));
       if (r.status.code == Code::MISSING_CHUNKS && attempt + 1 < kCommitAttempts) {
         // Collected between findChunks and commit: upload them again.
         spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
@@ -679,7 +728,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
 
   // Inline commit.
   CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
-                                     baseVersion);
+                                     baseVersion, journalMark(journaled, *tailOffset));
   if (!r.status.ok()) {
     spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
                   r.status.message);

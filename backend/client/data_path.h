@@ -41,6 +41,7 @@
 #include <unordered_map>
 
 #include "backend/client/chunk_cache.h"
+#include "backend/client/journal.h"
 #include "backend/client/meta_client.h"
 #include "backend/client/storage_pool.h"
 #include "backend/client/types.h"
@@ -98,17 +99,27 @@ class DataPath {
   // invalidate() for every inode the data path knows.
   void invalidateAll();
 
+  // Every write is appended to `journal` before it is acknowledged and marked
+  // done there once a commit covers it (null: no journal). Set before use.
+  void setJournal(Journal* journal) { journal_ = journal; }
+
   const DataPathStats& stats() const { return stats_; }
   // Bytes written by applications and not yet committed to the cluster. Any thread.
   uint64_t dirtyBytes() const { return dirtyBytes_.load(std::memory_order_relaxed); }
 
   struct FileState;
+  // Bytes [begin, end) of a file written by journal record `seq`.
+  struct JournalSpan {
+    uint64_t seq, begin, end;
+  };
 
  private:
   std::shared_ptr<FileState> file(uint64_t ino, bool create);
   Status flushFile(FileState& file, bool final);
+  // `journaled`: the journal records whose bytes are in `ranges` (seq order).
   Status commitRanges(FileState& file, std::map<uint64_t, std::string>& ranges, bool final,
-                      uint64_t* committedEnd, uint64_t* tailOffset);
+                      const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
+                      uint64_t* tailOffset);
   Status readCommitted(FileState& file, uint64_t offset, size_t size, char* out);
   std::vector<Result<std::shared_ptr<const std::string>>> loadChunks(
       const std::vector<const ChunkPlacement*>& chunks);
@@ -124,6 +135,7 @@ class DataPath {
 
   MetaClient& meta_;
   StoragePool& storage_;
+  Journal* journal_ = nullptr;
   const DataPathOptions options_;
   DataPathStats stats_;
   ChunkCache cache_;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "backend/client/proto_convert.h"
 #include "backend/common/clock.h"
@@ -316,8 +317,19 @@ kj::Promise<Result<T>> attempt(RpcLoop& loop, MetaClient::Connection& conn, cons
 
 }  // namespace
 
+namespace {
+uint64_t randomClientId() {
+  std::random_device rd;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t(rd()) << 32) ^ rd();
+  return id;
+}
+}  // namespace
+
 MetaClient::MetaClient(RpcLoop& loop, MetaClientOptions options)
-    : loop_(loop), options_(std::move(options)) {
+    : loop_(loop),
+      options_(std::move(options)),
+      clientId_(options_.clientId != 0 ? options_.clientId : randomClientId()) {
   loop_.run([this]() { connection_ = std::make_unique<Connection>(loop_, options_, *this); });
 }
 
@@ -409,8 +421,9 @@ Result<Attr> MetaClient::setattr(uint64_t ino, const SetAttrRequest& set, const 
 
 Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t mode,
                                uint64_t rdev, const Caller& caller) {
-  return call<Attr>("mknod", false, [&](Session& s) {
+  return callOnce<Attr>("mknod", [&](Session& s, uint64_t op) {
     auto req = s.meta.mknodRequest();
+    setOp(req.initOp(), op);
     req.setParent(parent);
     req.setName(asData(name));
     req.setMode(mode);
@@ -422,8 +435,9 @@ Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t 
 
 Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
                                const Caller& caller) {
-  return call<Attr>("mkdir", false, [&](Session& s) {
+  return callOnce<Attr>("mkdir", [&](Session& s, uint64_t op) {
     auto req = s.meta.mkdirRequest();
+    setOp(req.initOp(), op);
     req.setParent(parent);
     req.setName(asData(name));
     req.setMode(mode);
@@ -434,8 +448,9 @@ Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t 
 
 Result<Attr> MetaClient::symlink(uint64_t parent, std::string_view name, std::string_view target,
                                  const Caller& caller) {
-  return call<Attr>("symlink", false, [&](Session& s) {
+  return callOnce<Attr>("symlink", [&](Session& s, uint64_t op) {
     auto req = s.meta.symlinkRequest();
+    setOp(req.initOp(), op);
     req.setParent(parent);
     req.setName(asData(name));
     req.setTarget(asData(target));
@@ -457,8 +472,9 @@ Result<std::string> MetaClient::readlink(uint64_t ino) {
 }
 
 Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view newName) {
-  return call<Attr>("link", false, [&](Session& s) {
+  return callOnce<Attr>("link", [&](Session& s, uint64_t op) {
     auto req = s.meta.linkRequest();
+    setOp(req.initOp(), op);
     req.setIno(ino);
     req.setNewParent(newParent);
     req.setNewName(asData(newName));
@@ -467,8 +483,9 @@ Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view
 }
 
 Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& caller) {
-  return call<bool>("unlink", false, [&](Session& s) {
+  return callOnce<bool>("unlink", [&](Session& s, uint64_t op) {
            auto req = s.meta.unlinkRequest();
+           setOp(req.initOp(), op);
            req.setParent(parent);
            req.setName(asData(name));
            callerToProto(caller, req.initCaller());
@@ -482,8 +499,9 @@ Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& 
 }
 
 Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& caller) {
-  return call<bool>("rmdir", false, [&](Session& s) {
+  return callOnce<bool>("rmdir", [&](Session& s, uint64_t op) {
            auto req = s.meta.rmdirRequest();
+           setOp(req.initOp(), op);
            req.setParent(parent);
            req.setName(asData(name));
            callerToProto(caller, req.initCaller());
@@ -498,8 +516,9 @@ Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& c
 
 Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newParent,
                           std::string_view newName, uint32_t flags, const Caller& caller) {
-  return call<bool>("rename", false, [&](Session& s) {
+  return callOnce<bool>("rename", [&](Session& s, uint64_t op) {
            auto req = s.meta.renameRequest();
+           setOp(req.initOp(), op);
            req.setParent(parent);
            req.setName(asData(name));
            req.setNewParent(newParent);
@@ -528,8 +547,9 @@ Result<Attr> MetaClient::open(uint64_t ino, bool truncate) {
 
 Result<Attr> MetaClient::create(uint64_t parent, std::string_view name, uint32_t mode,
                                 bool exclusive, const Caller& caller) {
-  return call<Attr>("create", false, [&](Session& s) {
+  return callOnce<Attr>("create", [&](Session& s, uint64_t op) {
     auto req = s.meta.createRequest();
+    setOp(req.initOp(), op);
     req.setSessionId(s.sessionId);
     req.setParent(parent);
     req.setName(asData(name));
@@ -587,8 +607,9 @@ Result<FsStats> MetaClient::statfs() {
 
 Status MetaClient::setxattr(uint64_t ino, std::string_view name, std::string_view value,
                             uint32_t flags) {
-  return call<bool>("setxattr", true, [&](Session& s) {
+  return callOnce<bool>("setxattr", [&](Session& s, uint64_t op) {
            auto req = s.meta.setxattrRequest();
+           setOp(req.initOp(), op);
            req.setIno(ino);
            req.setName(std::string(name));
            req.setValue(asData(value));
@@ -630,8 +651,9 @@ Result<std::vector<std::string>> MetaClient::listxattr(uint64_t ino) {
 }
 
 Status MetaClient::removexattr(uint64_t ino, std::string_view name) {
-  return call<bool>("removexattr", false, [&](Session& s) {
+  return callOnce<bool>("removexattr", [&](Session& s, uint64_t op) {
            auto req = s.meta.removexattrRequest();
+           setOp(req.initOp(), op);
            req.setIno(ino);
            req.setName(std::string(name));
            return req.send().then([](auto r) -> Result<bool> {
@@ -685,7 +707,7 @@ Result<std::vector<bool>> MetaClient::findChunks(const std::vector<ChunkId>& ids
 CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& extents,
                                      const std::vector<ChunkPlacement>& newChunks,
                                      uint64_t newSize, bool setSize, int64_t mtimeNs,
-                                     uint64_t baseVersion) {
+                                     uint64_t baseVersion, uint64_t journalSeq) {
   auto r = call<CommitResult>("commitWrite", true, [&](Session& s) {
     auto req = s.meta.commitWriteRequest();
     req.setIno(ino);
@@ -698,6 +720,10 @@ CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& ex
     req.setMtimeNs(mtimeNs);
     req.setHlc(hlc_.now());
     req.setBaseVersion(baseVersion);
+    if (journalSeq != 0) {
+      req.setJournal(clientId_);
+      req.setJournalSeq(journalSeq);
+    }
     return req.send().then([this](auto r) -> Result<CommitResult> {
       hlc_.observe(r.getHlc());
       CommitResult out;
@@ -733,6 +759,59 @@ Result<ClusterMap> MetaClient::clusterMap() {
       return map;
     });
   });
+}
+
+Result<std::vector<uint64_t>> MetaClient::journalApplied(uint64_t journal,
+                                                       const std::vector<uint64_t>& inodes) {
+  return call<std::vector<uint64_t>>("journalApplied", true, [&](Session& s) {
+    auto req = s.meta.journalAppliedRequest();
+    req.setJournal(journal);
+    auto list = req.initInodes(unsigned(inodes.size()));
+    for (size_t i = 0; i < inodes.size(); ++i) list.set(unsigned(i), inodes[i]);
+    return req.send().then([](auto r) -> Result<std::vector<uint64_t>> {
+      std::vector<uint64_t> out;
+      for (uint64_t seq : r.getSeqs()) out.push_back(seq);
+      return out;
+    });
+  });
+}
+
+Status MetaClient::forgetJournal(uint64_t journal) {
+  return call<bool>("forgetJournal", true, [&](Session& s) {
+           auto req = s.meta.forgetJournalRequest();
+           req.setJournal(journal);
+           return req.send().then([](auto) -> Result<bool> { return true; });
+         })
+      .status();
+}
+
+uint64_t MetaClient::beginOp() {
+  std::lock_guard<std::mutex> lock(opsMu_);
+  uint64_t seq = nextOp_++;
+  outstanding_.insert(seq);
+  return seq;
+}
+
+void MetaClient::endOp(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(opsMu_);
+  outstanding_.erase(seq);
+}
+
+void MetaClient::setOp(proto::OpId::Builder op, uint64_t seq) {
+  op.setClient(clientId_);
+  op.setSeq(seq);
+  std::lock_guard<std::mutex> lock(opsMu_);
+  op.setDoneBelow(outstanding_.empty() ? nextOp_ : *outstanding_.begin());
+}
+
+template <typename T, typename Fn>
+Result<T> MetaClient::callOnce(const char* what, Fn&& fn) {
+  uint64_t seq = beginOp();
+  // Retried even after it was sent: the OpId makes a second attempt return the
+  // first one's reply instead of applying it twice.
+  auto result = call<T>(what, true, [&](Session& s) { return fn(s, seq); });
+  endOp(seq);
+  return result;
 }
 
 }  // namespace dfs

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "backend/client/types.h"
 #include "backend/common/hybrid_clock.h"
 #include "backend/common/status.h"
+#include "protocol/dfs.capnp.h"
 
 namespace dfs {
 
@@ -32,6 +34,8 @@ struct MetaClientOptions {
   std::string volume;      // volume to mount
   std::string clientName;  // shown in the server's logs
   int64_t opTimeoutMs = 15000;
+  // This client instance's id (OpId.client, journal id); 0: a random one.
+  uint64_t clientId = 0;
   // Invalidations from the metadata node (changes by other clients). Called on
   // the RpcLoop thread: it must only enqueue. Null: the mount asks for none.
   std::function<void(InvalidationBatch)> onInvalidate;
@@ -87,7 +91,13 @@ class MetaClient {
   // resolve last-writer-wins by it) and the reply's server HLC is merged back.
   CommitResult commitWrite(uint64_t ino, const std::vector<Extent>& extents,
                            const std::vector<ChunkPlacement>& newChunks, uint64_t newSize,
-                           bool setSize, int64_t mtimeNs, uint64_t baseVersion = 0);
+                           bool setSize, int64_t mtimeNs, uint64_t baseVersion = 0,
+                           uint64_t journalSeq = 0);
+  // Journal replay: the highest journalSeq committed per inode under `journal`.
+  Result<std::vector<uint64_t>> journalApplied(uint64_t journal, const std::vector<uint64_t>& inodes);
+  // Drops what the metadata node keeps for the client id `journal`.
+  Status forgetJournal(uint64_t journal);
+  uint64_t clientId() const { return clientId_; }
   Result<ClusterMap> clusterMap();
 
   class Connection;  // loop-thread state; defined in meta_client.cc
@@ -97,6 +107,12 @@ class MetaClient {
  private:
   template <typename T, typename Fn>
   Result<T> call(const char* what, bool idempotent, Fn&& fn);
+  // A non-idempotent call made exactly-once with an OpId: fn(Session&, seq).
+  template <typename T, typename Fn>
+  Result<T> callOnce(const char* what, Fn&& fn);
+  uint64_t beginOp();
+  void endOp(uint64_t seq);
+  void setOp(proto::OpId::Builder op, uint64_t seq);
 
   RpcLoop& loop_;
   const MetaClientOptions options_;
@@ -104,6 +120,10 @@ class MetaClient {
   std::unique_ptr<Connection> connection_;  // used and destroyed on the loop thread only
   mutable std::mutex mu_;
   VolumeInfo volume_;  // guarded by mu_
+  const uint64_t clientId_;
+  std::mutex opsMu_;   // leaf
+  uint64_t nextOp_ = 1;              // guarded by opsMu_
+  std::set<uint64_t> outstanding_;   // seqs of calls without a reply yet; opsMu_
 };
 
 }  // namespace dfs

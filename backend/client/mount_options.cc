@@ -1,5 +1,7 @@
 #include "backend/client/mount_options.h"
 
+#include <cctype>
+#include <cstdio>
 #include <set>
 #include <sstream>
 
@@ -31,6 +33,35 @@ Result<MountSource> parseMountSource(const std::string& source) {
   return out;
 }
 
+Result<uint64_t> parseBytes(const std::string& key, const std::string& value) {
+  size_t pos = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(value, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  if (pos == 0) return Status::error(Code::INVALID, "option " + key + ": not a byte count: '" + value + "'");
+  std::string unit = value.substr(pos);
+  int shift = unit.empty() ? 0 : unit == "K" || unit == "k" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+  if (shift < 0) return Status::error(Code::INVALID, "option " + key + ": unknown unit '" + unit + "' (K, M, G, T)");
+  if (v > (UINT64_MAX >> shift)) return Status::error(Code::INVALID, "option " + key + ": too large");
+  return uint64_t(v) << shift;
+}
+
+std::string defaultCacheDir(const std::string& base, const MountSource& source,
+                            const std::string& mountpoint) {
+  std::string key = source.metaAddress + "/" + source.volume + "@" + mountpoint;
+  std::string name;
+  for (char c : key) name += isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+  if (name.size() > 200) name = name.substr(name.size() - 200);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a: tells apart keys that sanitize alike
+  for (char c : key) h = (h ^ uint8_t(c)) * 1099511628211ull;
+  char suffix[18];
+  snprintf(suffix, sizeof suffix, "-%08x", unsigned(h ^ (h >> 32)));
+  return base + "/" + name + suffix;
+}
+
 namespace {
 
 Result<double> parseSeconds(const std::string& key, const std::string& value) {
@@ -51,7 +82,8 @@ Status applyOption(MountOptions& o, const std::string& opt) {
   std::string key = eq == std::string::npos ? opt : opt.substr(0, eq);
   std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
   static const std::set<std::string> kValued = {"op_timeout", "entry_timeout", "attr_timeout",
-                                                "log_level", "metrics_listen"};
+                                                "log_level", "metrics_listen", "cache_dir",
+                                                "dirty_limit"};
   if (kValued.count(key) && eq == std::string::npos) {
     return Status::error(Code::INVALID, "option " + key + " needs a value (" + key + "=...)");
   }
@@ -77,6 +109,13 @@ Status applyOption(MountOptions& o, const std::string& opt) {
     o.logLevel = value;
   } else if (key == "metrics_listen") {
     o.metricsListen = value;
+  } else if (key == "cache_dir") {
+    o.cacheDir = value;
+  } else if (key == "dirty_limit") {
+    auto v = parseBytes(key, value);
+    if (!v.ok()) return v.status();
+    if (v.value() < (4ull << 20)) return Status::error(Code::INVALID, "dirty_limit must be >= 4M");
+    o.dirtyLimitBytes = v.value();
   } else if (key == "log_json") {
     o.logJson = value.empty() || value == "1" || value == "true" || value == "yes";
   } else if (key.rfind("dfs_", 0) == 0 || key.rfind("dfs.", 0) == 0) {
@@ -162,6 +201,11 @@ std::string mountUsage(const std::string& program) {
          "  log_level=LEVEL    trace, debug, info, warn, error, off (default info)\n"
          "  log_json           log JSON lines instead of text\n"
          "  metrics_listen=HOST:PORT  serve Prometheus /metrics there (default: off)\n"
+         "  cache_dir=DIR      write-back journal directory, replayed after a crash\n"
+         "                     (default: /var/cache/dfs/<source>@<mountpoint>, or\n"
+         "                     ~/.cache/dfs/... when not root)\n"
+         "  dirty_limit=BYTES  written-but-uncommitted bytes before writers wait\n"
+         "                     (K/M/G suffixes; default 256M)\n"
          "\n"
          "Other -o options are FUSE mount options and passed through (ro, allow_other,\n"
          "max_read=N, ...). default_permissions is always on; allow_other is on when\n"

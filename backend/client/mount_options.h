@@ -32,6 +32,8 @@ struct MountOptions {
   std::string logLevel = "info";
   bool logJson = false;
   std::string metricsListen;  // host:port for /metrics; empty: no endpoint
+  std::string cacheDir;       // write-back journal; empty: defaultCacheDir()
+  uint64_t dirtyLimitBytes = 256ull << 20;  // buffered, uncommitted bytes before writers wait
   std::vector<std::string> fuseOptions;  // -o options passed through to FUSE
   bool debug = false;                    // -d: FUSE debug output (implies -f)
 };
@@ -40,5 +42,14 @@ struct MountOptions {
 // value, or `-x` flags) are errors with a clear message.
 Result<MountOptions> parseMountOptions(int argc, const char* const* argv);
 std::string mountUsage(const std::string& program);
+
+// The cache directory of a mount when cache_dir= is not given: under `base`
+// (/var/cache/dfs for root, ~/.cache/dfs otherwise), one directory per
+// (metadata address, volume, mount point), so a crashed mount finds its
+// journal when mounted again at the same place.
+std::string defaultCacheDir(const std::string& base, const MountSource& source,
+                            const std::string& mountpoint);
+// Parses a byte count with an optional K/M/G/T suffix (powers of 1024).
+Result<uint64_t> parseBytes(const std::string& key, const std::string& value);
 
 }  // namespace dfs

@@ -18,7 +18,8 @@ MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
       volumes_(*store_),
       cluster_(*store_, config.nodeTimeoutNs),
       gc_(*store_, cluster_, network, timer),
-      invalidations_(timer) {}
+      invalidations_(timer),
+      clientOps_(*store_) {}
 
 Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::Network* network,
                                                  kj::Timer* timer) {

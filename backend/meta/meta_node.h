@@ -12,6 +12,7 @@
 #include <string>
 
 #include "backend/common/hybrid_clock.h"
+#include "backend/meta/client_ops.h"
 #include "backend/meta/cluster_map.h"
 #include "backend/meta/garbage_collector.h"
 #include "backend/meta/invalidations.h"
@@ -70,6 +71,8 @@ class MetaNode {
   Invalidations& invalidations() { return invalidations_; }
   // Recent commits per inode for concurrent-writer conflicts (in memory).
   WriteConflicts& conflicts() { return conflicts_; }
+  // Stored replies and journal marks per client instance (persistent).
+  ClientOps& clientOps() { return clientOps_; }
   // The node's hybrid logical clock (merged with the clients' on commitWrite).
   HybridClock& hlc() { return hlc_; }
 
@@ -89,6 +92,7 @@ class MetaNode {
   GarbageCollector gc_;
   Invalidations invalidations_;
   WriteConflicts conflicts_;
+  ClientOps clientOps_;
   HybridClock hlc_;
   int64_t nextGcNs_ = 0;
   // Lets a scheduled group commit notice that the node is gone.

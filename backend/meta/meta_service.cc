@@ -1,6 +1,9 @@
 #include "backend/meta/meta_service.h"
 
+#include <capnp/serialize.h>
 #include <spdlog/spdlog.h>
+
+#include <cstring>
 
 #include <set>
 
@@ -150,7 +153,37 @@ MetaImpl::~MetaImpl() {
 }
 
 template <typename Context>
-kj::Promise<void> MetaImpl::answerAndNotify(Context context, Change change) {
+bool MetaImpl::answeredBefore(Context& context, proto::OpId::Reader op) {
+  if (op.getClient() == 0) return false;
+  auto stored = node_.clientOps().reply(op.getClient(), op.getSeq());
+  if (!stored) return false;
+  if (stored->size() % sizeof(capnp::word) != 0) {
+    spdlog::error("stored reply of client {:016x} op {} is corrupt ({} bytes): applying again",
+                  op.getClient(), op.getSeq(), stored->size());
+    return false;
+  }
+  auto words = kj::heapArray<capnp::word>(stored->size() / sizeof(capnp::word));
+  memcpy(words.begin(), stored->data(), stored->size());
+  capnp::FlatArrayMessageReader reader(words);
+  using Results = typename decltype(context.getResults())::Builds;
+  context.setResults(reader.getRoot<Results>());
+  spdlog::info("client {:016x} op {} retried: answered with the stored reply", op.getClient(),
+               op.getSeq());
+  return true;
+}
+
+template <typename Context>
+kj::Promise<void> MetaImpl::answerAndNotify(Context context, Change change, proto::OpId::Reader op) {
+  if (op.getClient() != 0) {
+    capnp::MallocMessageBuilder message;
+    message.setRoot(context.getResults().asReader());
+    auto flat = capnp::messageToFlatArray(message);
+    auto bytes = flat.asBytes();
+    Status stored = node_.clientOps().remember(
+        op.getClient(), op.getSeq(), op.getDoneBelow(),
+        std::string_view(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+    if (!stored.ok()) spdlog::error("cannot store the reply of op {}: {}", op.getSeq(), stored.message);
+  }
   MetaNode& node = node_;
   uint64_t session = session_;
   uint32_t volume = volume_;
@@ -271,6 +304,7 @@ kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
 kj::Promise<void> MetaImpl::mknod(MknodContext context) {
   RpcScope rpc("mknod");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   auto results = context.getResults();
   auto inode = node_.names().mknod(params.getParent(), view(params.getName()), params.getMode(),
                                    params.getRdev(), readCaller(params.getCaller()));
@@ -279,12 +313,13 @@ kj::Promise<void> MetaImpl::mknod(MknodContext context) {
   Change change;
   change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
   change.inodes.push_back(params.getParent());
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
   RpcScope rpc("mkdir");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   auto results = context.getResults();
   auto inode = node_.names().mkdir(params.getParent(), view(params.getName()), params.getMode(),
                                    readCaller(params.getCaller()));
@@ -293,12 +328,13 @@ kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
   Change change;
   change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
   change.inodes.push_back(params.getParent());
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
   RpcScope rpc("symlink");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   auto results = context.getResults();
   auto inode = node_.names().symlink(params.getParent(), view(params.getName()),
                                      view(params.getTarget()), readCaller(params.getCaller()));
@@ -307,7 +343,7 @@ kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
   Change change;
   change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
   change.inodes.push_back(params.getParent());
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
@@ -322,6 +358,7 @@ kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
 kj::Promise<void> MetaImpl::link(LinkContext context) {
   RpcScope rpc("link");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   auto results = context.getResults();
   auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
   reply(results, inode);
@@ -330,32 +367,35 @@ kj::Promise<void> MetaImpl::link(LinkContext context) {
   change.entries.emplace_back(params.getNewParent(), std::string(view(params.getNewName())));
   change.inodes.push_back(params.getNewParent());
   change.inodes.push_back(params.getIno());
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
   RpcScope rpc("unlink");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   Change change;
   addEntryChange(change, params.getParent(), view(params.getName()));
   setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
                                                        readCaller(params.getCaller())));
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
   RpcScope rpc("rmdir");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   Change change;
   addEntryChange(change, params.getParent(), view(params.getName()));
   setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
                                                       readCaller(params.getCaller())));
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::rename(RenameContext context) {
   RpcScope rpc("rename");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   Change change;
   addEntryChange(change, params.getParent(), view(params.getName()));
   addEntryChange(change, params.getNewParent(), view(params.getNewName()));
@@ -363,7 +403,7 @@ kj::Promise<void> MetaImpl::rename(RenameContext context) {
             node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
                                  view(params.getNewName()), params.getFlags(),
                                  readCaller(params.getCaller())));
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::open(OpenContext context) {
@@ -384,6 +424,7 @@ kj::Promise<void> MetaImpl::open(OpenContext context) {
 kj::Promise<void> MetaImpl::create(CreateContext context) {
   RpcScope rpc("create");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   auto results = context.getResults();
   auto inode = node_.sessions().create(params.getSessionId(), params.getParent(),
                                        view(params.getName()), params.getMode(),
@@ -394,7 +435,7 @@ kj::Promise<void> MetaImpl::create(CreateContext context) {
   change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
   change.inodes.push_back(params.getParent());
   if (inode.ok()) change.inodes.push_back(inode.value().ino);  // an existing file may be opened
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::release(ReleaseContext context) {
@@ -450,12 +491,13 @@ kj::Promise<void> MetaImpl::statfs(StatfsContext context) {
 kj::Promise<void> MetaImpl::setxattr(SetxattrContext context) {
   RpcScope rpc("setxattr");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   setStatus(context.getResults(),
             node_.xattrs().set(params.getIno(), view(params.getName()), view(params.getValue()),
                                params.getFlags()));
   Change change;
   change.inodes.push_back(params.getIno());
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::getxattr(GetxattrContext context) {
@@ -485,10 +527,11 @@ kj::Promise<void> MetaImpl::listxattr(ListxattrContext context) {
 kj::Promise<void> MetaImpl::removexattr(RemovexattrContext context) {
   RpcScope rpc("removexattr");
   auto params = context.getParams();
+  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
   setStatus(context.getResults(), node_.xattrs().remove(params.getIno(), view(params.getName())));
   Change change;
   change.inodes.push_back(params.getIno());
-  return answerAndNotify(context, kj::mv(change));
+  return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::getExtents(GetExtentsContext context) {
@@ -597,7 +640,10 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
     }
   }
   kj::Promise<void> ready = waits ? node_.gc().whenIdle() : kj::Promise<void>(kj::READY_NOW);
-  return ready.then([this, context, request = kj::mv(request), hlc, baseVersion]() mutable {
+  uint64_t journal = params.getJournal();
+  uint64_t journalSeq = params.getJournalSeq();
+  return ready.then([this, context, request = kj::mv(request), hlc, baseVersion, journal,
+                     journalSeq]() mutable {
     auto outcome = node_.conflicts().resolve(request.ino, session_, baseVersion, hlc,
                                              request.extents, node_.store().now());
     auto result = meta::commitWrite(node_.store(), request);
@@ -606,6 +652,11 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
     results.setHlc(node_.hlc().now());
     if (result.status.ok()) {
       fillAttr(results.initAttr(), result.inode);
+      if (journal != 0) {
+        // Same group-commit transaction as the commit itself.
+        Status noted = node_.clientOps().noteJournal(journal, request.ino, journalSeq);
+        if (!noted.ok()) setStatus(results, noted);
+      }
       node_.conflicts().record(request.ino, session_, result.inode.dataVersion, hlc,
                                request.extents, node_.store().now());
       if (outcome.conflicts > 0) {
@@ -742,6 +793,34 @@ kj::Promise<void> MetaImpl::version(VersionContext context) {
   results.setVersion(kVersionText);
   results.setProtocolVersion(proto::PROTOCOL_VERSION);
   return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::journalApplied(JournalAppliedContext context) {
+  RpcScope rpc("journalApplied");
+  auto params = context.getParams();
+  auto inodes = params.getInodes();
+  if (inodes.size() > kMaxFindChunks) {
+    return KJ_EXCEPTION(FAILED, "journalApplied: too many inodes");
+  }
+  std::vector<uint64_t> list;
+  list.reserve(inodes.size());
+  for (uint64_t ino : inodes) list.push_back(ino);
+  auto seqs = node_.clientOps().journalApplied(params.getJournal(), list);
+  auto out = context.getResults().initSeqs(unsigned(seqs.size()));
+  for (size_t i = 0; i < seqs.size(); ++i) out.set(unsigned(i), seqs[i]);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::forgetJournal(ForgetJournalContext context) {
+  RpcScope rpc("forgetJournal");
+  uint64_t journal = context.getParams().getJournal();
+  auto dropped = node_.clientOps().forget(journal);
+  if (!dropped.ok()) {
+    spdlog::error("forgetJournal {:016x}: {}", journal, dropped.status().message);
+  } else if (dropped.value() > 0) {
+    spdlog::debug("forgot {} records of client {:016x}", dropped.value(), journal);
+  }
+  return waitDurable(node_);
 }
 
 }  // namespace dfs::meta

@@ -51,12 +51,19 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> stats(StatsContext context) override;
   kj::Promise<void> gc(GcContext context) override;
   kj::Promise<void> version(VersionContext context) override;
+  kj::Promise<void> journalApplied(JournalAppliedContext context) override;
+  kj::Promise<void> forgetJournal(ForgetJournalContext context) override;
 
  private:
   // Answers once durable; then, if the operation succeeded, tells the other
   // sessions on this connection's volume what changed.
+  // With an OpId, the reply is stored in the same transaction as the change
+  // (ClientOps), so a retry gets this reply instead of a second effect.
   template <typename Context>
-  kj::Promise<void> answerAndNotify(Context context, Change change);
+  kj::Promise<void> answerAndNotify(Context context, Change change, proto::OpId::Reader op = {});
+  // A retry of a request already applied: answers it with the stored reply.
+  template <typename Context>
+  bool answeredBefore(Context& context, proto::OpId::Reader op);
   // Invalidations for removing/replacing the entry (parent, name): the entry,
   // the parent and the inode it names now (if any).
   void addEntryChange(Change& change, uint64_t parent, std::string_view name);

@@ -361,7 +361,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_
                                                    unsigned lmdbFlags) {
   auto env = LmdbEnv::open(dir, mapSize,
                            {"inodes", "dirents", "extents", "xattrs", "chunks", "volumes", "nodes",
-                            "sessions", "opens", "openers", "orphans", "counters"},
+                            "sessions", "opens", "openers", "orphans", "counters", "replies", "journals"},
                            lmdbFlags);
   if (!env.ok()) return env.status();
   std::unique_ptr<MetaStore> store(new MetaStore());
@@ -369,7 +369,8 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_
   auto& e = *store->env_;
   store->dbs_ = Dbs{e.dbi("inodes"),   e.dbi("dirents"),  e.dbi("extents"), e.dbi("xattrs"),
                     e.dbi("chunks"),   e.dbi("volumes"),  e.dbi("nodes"),   e.dbi("sessions"),
-                    e.dbi("opens"),    e.dbi("openers"),  e.dbi("orphans"), e.dbi("counters")};
+                    e.dbi("opens"),    e.dbi("openers"),  e.dbi("orphans"), e.dbi("counters"),
+                    e.dbi("replies"),  e.dbi("journals")};
   LmdbTxn txn(e, LmdbTxn::Mode::kRead);
   if (!txn.status().ok()) return txn.status();
   if (auto v = txn.get(store->dbs_.counters, kStatsKey)) {

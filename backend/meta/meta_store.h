@@ -210,7 +210,7 @@ class MetaStore {
  public:
   struct Dbs {
     MDB_dbi inodes, dirents, extents, xattrs, chunks, volumes, nodes, sessions, opens, openers,
-        orphans, counters;
+        orphans, counters, replies, journals;
   };
 
   // Opens or creates the store in `dir`. `mapSize` bounds the data file.

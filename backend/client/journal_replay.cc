@@ -1,0 +1,79 @@
+#include "backend/client/journal_replay.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <set>
+
+namespace dfs {
+
+Result<ReplayStats> replayJournals(Journal& journal, MetaClient& meta, DataPath& data) {
+  ReplayStats total;
+  for (const auto& old : journal.leftovers()) {
+    std::set<uint64_t> inodes;
+    Status status = Journal::scan(old, [&](JournalWrite&& w) {
+      inodes.insert(w.ino);
+      return Status{};
+    });
+    if (!status.ok()) return status;
+    std::vector<uint64_t> list(inodes.begin(), inodes.end());
+    std::map<uint64_t, uint64_t> marks;
+    if (!list.empty()) {
+      auto applied = meta.journalApplied(old.clientId, list);
+      if (!applied.ok()) return applied.status();
+      if (applied.value().size() != list.size()) {
+        return Status::error(Code::IO, "journalApplied answered for the wrong number of inodes");
+      }
+      for (size_t i = 0; i < list.size(); ++i) marks[list[i]] = applied.value()[i];
+    }
+    ReplayStats stats;
+    std::set<uint64_t> gone, checked;
+    status = Journal::scan(old, [&](JournalWrite&& w) -> Status {
+      if (w.seq <= marks[w.ino]) {
+        ++stats.skipped;
+        return {};
+      }
+      if (gone.count(w.ino)) {
+        ++stats.dropped;
+        return {};
+      }
+      if (!checked.count(w.ino)) {
+        auto attr = meta.getattr(w.ino);
+        if (!attr.ok()) {
+          if (attr.status().code != Code::NOT_FOUND && attr.status().code != Code::STALE) {
+            return attr.status();
+          }
+          spdlog::warn("journal {:016x}: inode {} no longer exists; its unflushed writes are "
+                       "dropped", old.clientId, w.ino);
+          gone.insert(w.ino);
+          ++stats.dropped;
+          return {};
+        }
+        data.noteAttr(attr.value(), true);
+        checked.insert(w.ino);
+      }
+      auto written = data.write(w.ino, w.offset, w.data.data(), w.data.size());
+      if (!written.ok()) return written.status();
+      ++stats.replayed;
+      stats.bytes += w.data.size();
+      return {};
+    });
+    if (!status.ok()) return status;
+    status = data.flushAll();
+    if (!status.ok()) return status;
+    Journal::remove(old);
+    Status forgot = meta.forgetJournal(old.clientId);
+    if (!forgot.ok()) spdlog::warn("journal {:016x}: forgetJournal: {}", old.clientId, forgot.message);
+    spdlog::info("journal {:016x} replayed: {} writes ({} bytes) re-applied, {} already "
+                 "committed, {} dropped", old.clientId, stats.replayed, stats.bytes,
+                 stats.skipped, stats.dropped);
+    ++total.journals;
+    total.replayed += stats.replayed;
+    total.skipped += stats.skipped;
+    total.dropped += stats.dropped;
+    total.bytes += stats.bytes;
+  }
+  return total;
+}
+
+}  // namespace dfs

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Write workload for test_crash_journal.sh: appends random data to several
+files that stay open, and after every write() that returned records
+"name offset length sha256" in a log on the local disk (flushed per line), so
+that a checker can verify every acknowledged write after dfs-fuse was killed.
+
+usage: crash_workload.py write DIR LOG SECONDS
+       crash_workload.py check DIR LOG     (exit 1 on any missing/different write)
+"""
+import hashlib
+import os
+import random
+import sys
+import time
+
+
+def write(directory, log_path, seconds):
+    rnd = random.Random(os.getpid())
+    files = {}
+    sizes = {}
+    end = time.time() + seconds
+    with open(log_path, "w", buffering=1) as log:
+        n = 0
+        try:
+            while time.time() < end:
+                name = "f%02d" % rnd.randrange(12)
+                if name not in files:
+                    files[name] = os.open(os.path.join(directory, name),
+                                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    sizes[name] = 0
+                length = rnd.choice([100, 4096, 65536, 131072, 300000])
+                data = rnd.randbytes(length)
+                off = sizes[name]
+                if rnd.random() < 0.1 and off > 4096:
+                    off = rnd.randrange(off - 4096)  # an overwrite inside the file
+                written = os.pwrite(files[name], data, off)
+                if written != length:
+                    break
+                sizes[name] = max(sizes[name], off + length)
+                log.write("%s %d %d %s\n" % (name, off, length, hashlib.sha256(data).hexdigest()))
+                n += 1
+                if n % 50 == 0:
+                    time.sleep(0.01)
+        except OSError as e:  # the mount went away under us (kill -9): expected
+            print("workload stopped: %s" % e, file=sys.stderr)
+    print("workload: %d writes recorded" % n)
+
+
+def check(directory, log_path):
+    # Later writes may overwrite earlier ones: the expected content of every byte
+    # is the last recorded write covering it.
+    writes = [line.split() for line in open(log_path) if line.strip()]
+    expected = {}
+    for name, off, length, digest in writes:
+        expected.setdefault(name, []).append((int(off), int(length), digest))
+    bad = 0
+    for name, items in expected.items():
+        with open(os.path.join(directory, name), "rb") as f:
+            content = f.read()
+        # Rebuild which write owns each byte range: walk writes newest first and
+        # check only the bytes no newer write covers.
+        covered = []  # disjoint (start, end) of newer writes
+        for off, length, digest in reversed(items):
+            end = off + length
+            if len(content) < end:
+                print("%s: write at %d+%d missing (size %d)" % (name, off, length, len(content)))
+                bad += 1
+                continue
+            if not any(s < end and off < e for s, e in covered):
+                if hashlib.sha256(content[off:end]).hexdigest() != digest:
+                    print("%s: write at %d+%d differs" % (name, off, length))
+                    bad += 1
+            covered.append((off, end))
+    print("check: %d writes in %d files, %d bad" % (len(writes), len(expected), bad))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "write":
+        write(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    else:
+        sys.exit(check(sys.argv[2], sys.argv[3]))
