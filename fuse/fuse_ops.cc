@@ -492,11 +492,20 @@ void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   });
 }
 
+// fsync/fdatasync: the file's buffered bytes are committed and the metadata
+// node's store is on disk (the commit, and any earlier one, e.g. at close).
 void opFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   guarded(req, "fsync", [&] {
     FuseContext& c = ctx(req);
-    fuse_reply_err(req, toErrno(c.client->data().flush(toServer(c, ino)).code));
+    Status status = c.client->data().flush(toServer(c, ino));
+    if (status.ok()) status = c.client->meta().sync();
+    fuse_reply_err(req, toErrno(status.code));
   });
+}
+
+// fsync on a directory: its entries (all namespace changes so far) are on disk.
+void opFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  guarded(req, "fsyncdir", [&] { fuse_reply_err(req, toErrno(ctx(req).client->meta().sync().code)); });
 }
 
 void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -743,6 +752,7 @@ fuse_lowlevel_ops makeOps() {
   ops.flush = opFlush;
   ops.release = opRelease;
   ops.fsync = opFsync;
+  ops.fsyncdir = opFsyncdir;
   ops.opendir = opOpendir;
   ops.readdir = opReaddir;
   ops.readdirplus = opReaddirplus;

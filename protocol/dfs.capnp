@@ -335,6 +335,12 @@ interface Meta {
   # The client has replayed or discarded its journal: drop what the metadata node
   # recorded for it (applied seqs and stored replies of that client id).
   forgetJournal @35 (journal :UInt64) -> ();
+
+  # Returns once every change acknowledged so far is on the metadata node's
+  # disk (fsync, fsyncdir). Other calls are answered when their transaction
+  # is committed, whose last commit an OS crash of the metadata host could undo
+  # until the next sync (at most ~0.5 s later).
+  sync @36 () -> (status :Status);
 }
 
 interface StorageGateway {

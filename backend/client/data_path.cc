@@ -93,15 +93,20 @@ struct DataPath::FileState {
   Status error;                  // first failed background flush, reported by flush()
   int64_t retryAfterNs = 0;      // the flusher leaves a failing file alone until then
   bool flushRequested = false;   // passed its bound: the flusher should commit it
-  bool extentsValid = false;
+  // The cached extents of [start, end) (null: none or invalidated). Replaced,
+  // never modified, so a reader keeps using the window it looked at even when
+  // a concurrent read of another range installs a new one.
+  struct ExtentWindow {
+    uint64_t start = 0, end = 0;
+    std::vector<Extent> extents;
+    std::unordered_map<ChunkId, ChunkPlacement, ChunkIdHash> chunks;
+  };
+  std::shared_ptr<const ExtentWindow> window;
   // Highest dataVersion ever seen (survives invalidate()), and the one the
   // buffered bytes are based on (taken when the buffer was last empty): the
   // commit's base version for concurrent-writer conflict detection.
   uint64_t seenVersion = 0;
   uint64_t dirtyBase = 0;
-  uint64_t extStart = 0, extEnd = 0;
-  std::vector<Extent> extents;
-  std::unordered_map<ChunkId, ChunkPlacement, ChunkIdHash> chunks;
   uint64_t lastReadEnd = 0;
   // Journal records of this file not yet covered by a commit, in seq order.
   std::deque<JournalSpan> journaled;
@@ -226,8 +231,8 @@ void DataPath::noteAttr(const Attr& attr, bool opened) {
   if (!f) return;
   std::lock_guard<std::mutex> lock(f->mu);
   if (f->attrKnown && attr.dataVersion < f->attr.dataVersion) return;  // older news
-  if (opened && f->attrKnown && attr.dataVersion != f->attr.dataVersion) f->extentsValid = false;
-  if (!f->attrKnown) f->extentsValid = false;
+  if (opened && f->attrKnown && attr.dataVersion != f->attr.dataVersion) f->window.reset();
+  if (!f->attrKnown) f->window.reset();
   f->attr = attr;
   f->attrKnown = true;
   f->seenVersion = std::max(f->seenVersion, attr.dataVersion);
@@ -242,7 +247,7 @@ void DataPath::invalidateAll() {
   for (auto& f : all) {
     std::lock_guard<std::mutex> lock(f->mu);
     f->attrKnown = false;
-    f->extentsValid = false;
+    f->window.reset();
   }
 }
 
@@ -251,7 +256,7 @@ void DataPath::invalidate(uint64_t ino) {
   if (!f) return;
   std::lock_guard<std::mutex> lock(f->mu);
   f->attrKnown = false;
-  f->extentsValid = false;
+  f->window.reset();
 }
 
 void DataPath::patchAttr(Attr* attr) {
@@ -396,7 +401,7 @@ void DataPath::truncated(uint64_t ino, uint64_t size) {
     }
     f->journaled.clear();
   }
-  f->extentsValid = false;
+  f->window.reset();
   if (f->attrKnown) f->attr.size = size;
 }
 
@@ -445,7 +450,7 @@ Status DataPath::flushFile(FileState& f, bool final) {
         }
         if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       }
-      f.extentsValid = false;
+      f.window.reset();
       // Journal records of the snapshot whose bytes were all committed are done
       // (those reaching into the kept tail stay live).
       uint64_t last = journaled.empty() ? 0 : journaled.back().seq;
@@ -774,27 +779,29 @@ Result<size_t> DataPath::read(uint64_t ino, uint64_t offset, size_t size, char* 
 
 Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char* out) {
   uint64_t end = offset + size;
-  bool need;
+  std::shared_ptr<const FileState::ExtentWindow> window;
   {
     std::lock_guard<std::mutex> lock(f.mu);
-    need = !f.extentsValid || offset < f.extStart || end > f.extEnd;
+    if (f.window && offset >= f.window->start && end <= f.window->end) window = f.window;
   }
-  if (need) {
-    uint64_t window = std::max<uint64_t>(size, kExtentWindow);
-    auto map = meta_.getExtents(f.ino, offset, window);
+  if (!window) {
+    uint64_t length = std::max<uint64_t>(size, kExtentWindow);
+    auto map = meta_.getExtents(f.ino, offset, length);
     if (!map.ok()) return map.status();
-    std::lock_guard<std::mutex> lock(f.mu);
-    f.extents = std::move(map.value().extents);
-    f.chunks.clear();
+    auto fresh = std::make_shared<FileState::ExtentWindow>();
+    fresh->start = offset;
+    fresh->end = offset + length;
+    fresh->extents = std::move(map.value().extents);
     for (auto& c : map.value().chunks) {
       ChunkId id = c.layout.id;
-      f.chunks.emplace(id, std::move(c));
+      fresh->chunks.emplace(id, std::move(c));
     }
-    f.extStart = offset;
-    f.extEnd = offset + window;
-    f.extentsValid = true;
+    window = fresh;
+    std::lock_guard<std::mutex> lock(f.mu);
+    f.window = window;
   }
-  // Copy what this read needs out of the cache, under the lock.
+  // What this read needs, from the window it checked (readers hold commitMu
+  // shared, so no commit changed the file since the window was fetched).
   struct Part {
     Extent extent;
     const ChunkPlacement* chunk = nullptr;
@@ -803,20 +810,23 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
   std::vector<ChunkPlacement> chunkInfos;
   std::vector<ChunkPlacement> ahead;
   {
-    std::lock_guard<std::mutex> lock(f.mu);
-    // Near the end of the previous read (async reads may arrive slightly out of order).
-    bool sequential = offset + (1u << 20) >= f.lastReadEnd && offset <= f.lastReadEnd + (1u << 20);
+    bool sequential;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      // Near the end of the previous read (async reads may arrive slightly out of order).
+      sequential = offset + (1u << 20) >= f.lastReadEnd && offset <= f.lastReadEnd + (1u << 20);
+    }
     int aheadSeen = 0;
     std::set<ChunkId> seen;
-    for (const auto& e : f.extents) {
+    for (const auto& e : window->extents) {
       uint64_t eEnd = e.fileOffset + e.length;
       if (eEnd <= offset) continue;
       if (e.fileOffset >= end) {
         if (!sequential || aheadSeen >= options_.readAheadChunks) break;
         if (e.kind == Extent::Kind::kChunk && seen.insert(e.chunk).second) {
           ++aheadSeen;
-          auto it = f.chunks.find(e.chunk);
-          if (it != f.chunks.end() && !cache_.get(e.chunk)) ahead.push_back(it->second);
+          auto it = window->chunks.find(e.chunk);
+          if (it != window->chunks.end() && !cache_.get(e.chunk)) ahead.push_back(it->second);
         }
         continue;
       }
@@ -824,8 +834,8 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
       part.extent = e;
       parts.push_back(std::move(part));
       if (e.kind == Extent::Kind::kChunk && seen.insert(e.chunk).second) {
-        auto it = f.chunks.find(e.chunk);
-        if (it == f.chunks.end()) {
+        auto it = window->chunks.find(e.chunk);
+        if (it == window->chunks.end()) {
           return Status::error(Code::IO, "getExtents did not describe chunk " + toHex(e.chunk));
         }
         chunkInfos.push_back(it->second);

@@ -814,4 +814,15 @@ Result<T> MetaClient::callOnce(const char* what, Fn&& fn) {
   return result;
 }
 
+Status MetaClient::sync() {
+  return call<bool>("sync", true, [&](Session& s) {
+           return s.meta.syncRequest().send().then([](auto r) -> Result<bool> {
+             Status status = statusOf(r);
+             if (!status.ok()) return status;
+             return true;
+           });
+         })
+      .status();
+}
+
 }  // namespace dfs

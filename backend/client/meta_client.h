@@ -97,6 +97,8 @@ class MetaClient {
   Result<std::vector<uint64_t>> journalApplied(uint64_t journal, const std::vector<uint64_t>& inodes);
   // Drops what the metadata node keeps for the client id `journal`.
   Status forgetJournal(uint64_t journal);
+  // Returns once everything acknowledged is on the metadata node's disk.
+  Status sync();
   uint64_t clientId() const { return clientId_; }
   Result<ClusterMap> clusterMap();
 

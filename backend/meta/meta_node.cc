@@ -23,7 +23,7 @@ MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
 
 Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::Network* network,
                                                  kj::Timer* timer) {
-  auto store = MetaStore::open(config.dataDir, config.mapSize, config.durable ? 0 : MDB_NOSYNC);
+  auto store = MetaStore::open(config.dataDir, config.mapSize, config.durable ? MDB_NOMETASYNC : MDB_NOSYNC);
   if (!store.ok()) return store.status();
   if (config.clock) store.value()->setClockForTest(config.clock);
   std::unique_ptr<MetaNode> node(new MetaNode(config, std::move(store).value(), network, timer));
@@ -53,6 +53,8 @@ Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::N
 MetaNode::~MetaNode() {
   auto status = store_->commitBatch();
   if (!status.ok()) spdlog::error("final group commit failed: {}", status.message);
+  status = store_->sync();
+  if (!status.ok()) spdlog::error("final sync failed: {}", status.message);
 }
 
 kj::Promise<Status> MetaNode::whenDurable() {
@@ -78,6 +80,9 @@ kj::Promise<void> MetaNode::tick() {
   if (expired > 0) spdlog::info("expired {} client sessions", expired);
   publishMetaMetrics(store_->stats(), cluster_.nodes());
   int64_t now = store_->now();
+  // Bounds what an OS crash could undo (MDB_NOMETASYNC) to one tick.
+  Status synced = store_->sync();
+  if (!synced.ok()) spdlog::error("periodic sync of the metadata store failed: {}", synced.message);
   if (now >= nextAccessFlushNs_) {
     nextAccessFlushNs_ = now + kAccessFlushIntervalNs;
     flushChunkAccessTimes(*store_);

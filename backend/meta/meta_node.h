@@ -33,7 +33,9 @@ struct MetaConfig {
   int64_t gcGraceNs = int64_t(3600) * 1000000000;
   int64_t gcIntervalNs = int64_t(600) * 1000000000;
   size_t mapSize = size_t(64) << 30;
-  // false: no fsync per commit (tests only; a crash may lose recent commits).
+  // true: every commit fdatasyncs its data pages (MDB_NOMETASYNC; the meta page
+  // follows with the next commit, Meta.sync or the periodic tick). false: no
+  // fsync at all (tests only; a crash may lose recent commits).
   bool durable = true;
   // Group commit of the operations of one event-loop burst (see
   // MetaStore::enableGroupCommit). REQUIRES a KJ event loop on this thread.

@@ -823,4 +823,14 @@ kj::Promise<void> MetaImpl::forgetJournal(ForgetJournalContext context) {
   return waitDurable(node_);
 }
 
+kj::Promise<void> MetaImpl::sync(SyncContext context) {
+  RpcScope rpc("sync");
+  MetaNode& node = node_;
+  return node.whenDurable().then([&node, context](Status status) mutable {
+    if (status.ok()) status = node.store().sync();
+    if (!status.ok()) spdlog::error("sync: {}", status.message);
+    setStatus(context.getResults(), status);
+  });
+}
+
 }  // namespace dfs::meta

@@ -53,6 +53,7 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> version(VersionContext context) override;
   kj::Promise<void> journalApplied(JournalAppliedContext context) override;
   kj::Promise<void> forgetJournal(ForgetJournalContext context) override;
+  kj::Promise<void> sync(SyncContext context) override;
 
  private:
   // Answers once durable; then, if the operation succeeded, tells the other

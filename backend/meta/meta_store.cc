@@ -450,6 +450,7 @@ Status WriteTxn::commit() {
   }
   auto status = txn_->commit();
   if (status.ok()) store_.stats_ = stats_;
+  if (status.ok()) store_.unsynced_ = true;
   committed_ = true;
   return status;
 }
@@ -462,11 +463,19 @@ Status MetaStore::commitBatch() {
   if (status.ok()) status = batch->put(dbs_.counters, kStatsKey, encodeStats(batchStats_));
   if (status.ok()) status = batch->commit();
   if (status.ok()) stats_ = batchStats_;
+  if (status.ok()) unsynced_ = true;
   batch->abort();
   batchError_ = {};
   auto waiters = std::move(batchWaiters_);
   batchWaiters_.clear();
   for (auto& waiter : waiters) waiter(status);
+  return status;
+}
+
+Status MetaStore::sync() {
+  if (!unsynced_) return {};
+  Status status = env_->sync();
+  if (status.ok()) unsynced_ = false;
   return status;
 }
 

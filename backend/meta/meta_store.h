@@ -254,6 +254,14 @@ class MetaStore {
   // once with OK when no batch is open.
   void whenCommitted(std::function<void(const Status&)> done);
 
+  // The daemon opens LMDB with MDB_NOMETASYNC: a commit fdatasyncs its data
+  // pages but not the meta page, which reaches the disk with the next commit's
+  // sync or with sync(). Integrity is never at risk; an OS crash or power loss
+  // may undo the last commit(s) since the previous sync. sync() forces
+  // everything committed so far to disk (fsync/fsyncdir from a client, the
+  // periodic tick); it is a no-op when nothing was committed since.
+  Status sync();
+
  private:
   friend class WriteTxn;
   static int64_t defaultNow();
@@ -267,6 +275,7 @@ class MetaStore {
   StatsRecord batchStats_;          // statistics including the batch's changes
   Status batchError_;               // set when an operation poisoned the batch
   std::vector<std::function<void(const Status&)>> batchWaiters_;
+  bool unsynced_ = true;  // a commit since the last sync()
 };
 
 // One operation's write transaction: its own LMDB transaction, or with group

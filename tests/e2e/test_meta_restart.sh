@@ -39,12 +39,17 @@ if [ -s "$CLUSTER_DIR/data.err" ]; then
   fail "data workload saw an error"
 fi
 # The data workload keeps its files open to the end; closing them commits.
-step "verify"
-diff -r "$CLUSTER_DIR/src" "$MNT/tree" || fail "copied tree differs"
-python3 "$DFS_SOURCE/tests/e2e/crash_workload.py" check "$MNT/data" "$CLUSTER_DIR/writes.log" ||
-  fail "recorded writes differ"
-python3 "$DFS_SOURCE/tests/e2e/namespace_churn.py" check "$MNT/ns" "$CLUSTER_DIR/ns.json" ||
-  fail "namespace workload's tree differs"
+step "verify from a second mount (what is committed), then from the writer's mount"
+B=$CLUSTER_DIR/b
+mount_volume "$B"
+for m in "$B" "$MNT"; do
+  diff -r "$CLUSTER_DIR/src" "$m/tree" || fail "copied tree differs on $m"
+  python3 "$DFS_SOURCE/tests/e2e/crash_workload.py" check "$m/data" "$CLUSTER_DIR/writes.log" ||
+    fail "recorded writes differ on $m"
+  python3 "$DFS_SOURCE/tests/e2e/namespace_churn.py" check "$m/ns" "$CLUSTER_DIR/ns.json" ||
+    fail "namespace workload's tree differs on $m"
+done
+unmount_volume "$B"
 grep -c "retried: answered with the stored reply" "$CLUSTER_DIR/meta.log" || true
 step "verify again after a remount (what was acknowledged is committed)"
 unmount_volume "$MNT"
