@@ -250,7 +250,7 @@ void runDecoderProperties(const Subject<Record>& s, uint64_t seed) {
   INFO("decoder: " << s.name);
 
   SECTION("round trip of random records") {
-    for (int i = 0; i < 2000; ++i) {
+    for (int i = 0; i < 1000; ++i) {
       Record r = s.make(rng);
       std::string encoded = s.encode(r);
       REQUIRE(!encoded.empty());
@@ -265,7 +265,7 @@ void runDecoderProperties(const Subject<Record>& s, uint64_t seed) {
   }
 
   SECTION("every truncation of valid encodings is refused or keeps the fixed part") {
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < 100; ++i) {
       Record r = s.make(rng);
       std::string encoded = s.encode(r);
       size_t fixed = s.fixedPart(r, encoded);
@@ -287,7 +287,7 @@ void runDecoderProperties(const Subject<Record>& s, uint64_t seed) {
   }
 
   SECTION("single-byte mutations of valid encodings") {
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < 100; ++i) {
       Record r = s.make(rng);
       std::string encoded = s.encode(r);
       for (size_t pos = 0; pos < encoded.size(); ++pos) {
@@ -308,7 +308,7 @@ void runDecoderProperties(const Subject<Record>& s, uint64_t seed) {
   }
 
   SECTION("random bytes") {
-    for (int i = 0; i < 20000; ++i) {
+    for (int i = 0; i < 10000; ++i) {
       std::string input = randomBytes(rng, rng() % 128);
       // Half of them with a valid version byte, so that decoding goes past it.
       if (!input.empty() && i % 2) input[0] = char(kFormatVersion);
