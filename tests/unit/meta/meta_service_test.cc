@@ -195,3 +195,54 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   gc.setGraceMs(-1);
   CHECK(gc.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
 }
+
+TEST_CASE("rpc: a retried request with the same OpId gets the first reply, not a second effect") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  t.groupCommit = true;
+  t.reopen();
+  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
+  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
+  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  auto connection = connectRpc(io.provider->getNetwork(), address).wait(io.waitScope);
+  auto hello = connection->bootstrapAs<proto::MetaGateway>().helloRequest();
+  hello.setVersion(proto::PROTOCOL_VERSION);
+  auto meta = hello.send().wait(io.waitScope).getMeta();
+
+  auto mkdir = [&](uint64_t client, uint64_t seq, uint64_t doneBelow) {
+    auto req = meta.mkdirRequest();
+    req.setParent(t.root());
+    req.setName(data("d"));
+    req.setMode(0755);
+    auto op = req.initOp();
+    op.setClient(client);
+    op.setSeq(seq);
+    op.setDoneBelow(doneBelow);
+    return req.send().wait(io.waitScope);
+  };
+  auto first = mkdir(42, 7, 1);
+  REQUIRE(first.getStatus().getCode() == proto::Code::OK);
+  uint64_t ino = first.getAttr().getIno();
+  // The same request again (a retry after a lost reply): same answer, no EEXIST.
+  auto retry = mkdir(42, 7, 1);
+  CHECK(retry.getStatus().getCode() == proto::Code::OK);
+  CHECK(retry.getAttr().getIno() == ino);
+  // A new request of the same client is applied: the name exists now.
+  auto second = mkdir(42, 8, 8);
+  CHECK(second.getStatus().getCode() == proto::Code::EXISTS);
+  // Another client's request with the same seq is its own request.
+  CHECK(mkdir(43, 7, 1).getStatus().getCode() == proto::Code::EXISTS);
+  // doneBelow = 8 dropped the reply of seq 7: a (bogus) late retry applies again.
+  CHECK(mkdir(42, 7, 9).getStatus().getCode() == proto::Code::EXISTS);
+  // rmdir is covered too, and its reply is in the store (persistent table).
+  auto unlinkReq = meta.rmdirRequest();
+  unlinkReq.setParent(t.root());
+  unlinkReq.setName(data("d"));
+  auto op = unlinkReq.initOp();
+  op.setClient(42);
+  op.setSeq(20);
+  op.setDoneBelow(20);
+  REQUIRE(unlinkReq.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  CHECK(t.node->clientOps().reply(42, 20).has_value());
+}
