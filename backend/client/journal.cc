@@ -44,11 +44,12 @@ bool parseName(const std::string& name, uint64_t* client, uint64_t* first) {
   if (name.size() != 16 + 1 + 16 + 4 || name.compare(33, 4, ".jnl") != 0 || name[16] != '-') {
     return false;
   }
-  char* end = nullptr;
-  *client = strtoull(name.substr(0, 16).c_str(), &end, 16);
-  if (*end) return false;
-  *first = strtoull(name.substr(17, 16).c_str(), &end, 16);
-  return !*end;
+  auto hex = [](const std::string& digits, uint64_t* out) {
+    if (digits.find_first_not_of("0123456789abcdef") != std::string::npos) return false;
+    *out = strtoull(digits.c_str(), nullptr, 16);
+    return true;
+  };
+  return hex(name.substr(0, 16), client) && hex(name.substr(17, 16), first);
 }
 
 bool writeAll(int fd, const struct iovec* iov, int n, size_t total) {
