@@ -16,6 +16,8 @@ constexpr size_t kFragmentIdSize = 33;  // 32-byte chunk id + fragment index
 constexpr uint32_t kRecordMagic = 0x58534644;  // "DFSX" read as little-endian bytes
 constexpr uint16_t kRecordFormatVersion = 1;
 constexpr size_t kRecordHeaderSize = 80;
+// Largest data length of one record (docs/formats.md); the node accepts no bigger fragment.
+constexpr uint32_t kMaxStoredFragmentBytes = 16u << 20;
 constexpr uint8_t kIndexFormatVersion = 1;
 constexpr uint32_t kStoreFormatVersion = 1;  // meta db "format"; bumped when layouts change
 

@@ -505,8 +505,9 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
       auto decoded = decodeFragmentLocation(*value);
       if (!decoded) {
         return Status::error(Code::IO, "index entry of fragment " + shortHex(id) +
-                                           " has an unknown format version " +
-                                           std::to_string(uint8_t((*value)[0])));
+                                           (value->empty() ? std::string(" is empty")
+                                                           : " has an unknown format version " +
+                                                                 std::to_string(uint8_t((*value)[0]))));
       }
       location = *decoded;
     }
@@ -518,14 +519,11 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
       return Status::error(Code::IO, "extent of fragment " + shortHex(id) + " unreadable: " +
                                          file.status().message);
     }
+    // The header first: the data buffer is sized only from a length that the
+    // on-disk header confirms, so a corrupt index cannot make us allocate GiBs.
     std::string headerBytes(kRecordHeaderSize, '\0');
     StoredFragment fragment;
-    fragment.data.resize(location.length);
     Status s = fs_.readAt(file.value()->fd(), headerBytes.data(), headerBytes.size(), location.offset);
-    if (s.ok()) {
-      s = fs_.readAt(file.value()->fd(), fragment.data.data(), fragment.data.size(),
-                     location.offset + kRecordHeaderSize);
-    }
     std::string problem;
     if (!s.ok()) {
       problem = "read failed: " + s.message;
@@ -534,8 +532,17 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
     } else if (header->id != id || header->length != location.length ||
                header->checksum != location.checksum) {
       problem = "record header does not match the index";
-    } else if (xxh3(fragment.data.data(), fragment.data.size()) != location.checksum) {
-      problem = "data checksum mismatch";
+    } else if (location.length > kMaxStoredFragmentBytes) {
+      problem = "fragment length " + std::to_string(location.length) + " exceeds the format's limit";
+    } else {
+      fragment.data.resize(location.length);
+      s = fs_.readAt(file.value()->fd(), fragment.data.data(), fragment.data.size(),
+                     location.offset + kRecordHeaderSize);
+      if (!s.ok()) {
+        problem = "read failed: " + s.message;
+      } else if (xxh3(fragment.data.data(), fragment.data.size()) != location.checksum) {
+        problem = "data checksum mismatch";
+      }
     }
     if (!problem.empty()) {
       corrupt_.fetch_add(1);
