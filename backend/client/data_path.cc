@@ -394,15 +394,17 @@ void DataPath::truncated(uint64_t ino, uint64_t size) {
   std::lock_guard<std::mutex> lock(f->mu);
   f->dirty.truncate(size);
   addDirty(reaccount(*f));
-  if (f->dirty.empty() && f->flushing.empty()) {
-    // Nothing of these records is left to commit (the truncate follows a flush).
-    for (const auto& span : f->journaled) {
-      if (journal_) journal_->done(span.seq);
-    }
-    f->journaled.clear();
-  }
+  // Nothing of these records is left to commit (the truncate follows a flush).
+  if (f->dirty.empty() && f->flushing.empty()) dropJournaled(*f);
   f->window.reset();
   if (f->attrKnown) f->attr.size = size;
+}
+
+void DataPath::dropJournaled(FileState& f) {
+  if (journal_) {
+    for (const auto& span : f.journaled) journal_->done(span.seq);
+  }
+  f.journaled.clear();
 }
 
 void DataPath::forget(uint64_t ino) {
@@ -411,9 +413,7 @@ void DataPath::forget(uint64_t ino) {
   if (it == files_.end()) return;
   std::lock_guard<std::mutex> fl(it->second->mu);
   if (!it->second->dirty.empty() || !it->second->flushing.empty()) return;
-  for (const auto& span : it->second->journaled) {
-    if (journal_) journal_->done(span.seq);
-  }
+  dropJournaled(*it->second);
   files_.erase(it);
 }
 

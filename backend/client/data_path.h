@@ -124,6 +124,8 @@ class DataPath {
   std::vector<Result<std::shared_ptr<const std::string>>> loadChunks(
       const std::vector<const ChunkPlacement*>& chunks);
   void refreshClusterMap(bool force);
+  // Marks every journal record of the file done. REQUIRES: file.mu held.
+  void dropJournaled(FileState& file);
   void flusherMain();
   void prefetcherMain();
   // Queues chunks for background loading (sequential read-ahead).

@@ -175,10 +175,8 @@ Result<uint64_t> Journal::appendWrite(uint64_t ino, uint64_t offset, std::string
   appendBigEndian64(head, offset);
   appendBigEndian64(head, uint64_t(mtimeNs));
   // XXH3 over the body, which is split between `head` and `data`.
-  std::string body = head.substr(bodyStart);
-  body.append(data.data(), data.size());
   std::string tail;
-  appendBigEndian64(tail, xxh3(body.data(), body.size()));
+  appendBigEndian64(tail, xxh3(std::string_view(head).substr(bodyStart), data));
   struct iovec iov[3] = {{head.data(), head.size()},
                          {const_cast<char*>(data.data()), data.size()},
                          {tail.data(), tail.size()}};
