@@ -250,7 +250,7 @@ void opForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   guarded(req, "getattr", [&] {
     FuseContext& c = ctx(req);
-    auto r = c.client->meta().getattr(toServer(c, ino));
+    auto r = c.client->meta().getattrCached(toServer(c, ino));
     if (!r.ok()) return replyError(req, r.status());
     Attr attr = r.value();
     c.client->data().noteAttr(attr, false);
@@ -299,11 +299,16 @@ void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
     if (toSet & FUSE_SET_ATTR_SIZE) {
       set.setSize = true;
       set.size = uint64_t(attr->st_size);
-      // Buffered bytes are committed first so the metadata truncate applies to them.
-      Status flushed = data.flush(server);
-      if (!flushed.ok()) return replyError(req, flushed);
-    } else if (set.setMtime) {
-      // Buffered writes would otherwise bump mtime after the explicit set.
+    }
+    // A file being written: the change goes with its next commit (journaled now).
+    if (auto deferred = data.absorbSetattr(server, set, callerOf(req))) {
+      struct stat st = toStat(c, *deferred);
+      return (void)fuse_reply_attr(req, &st, c.attrTimeoutSec);
+    }
+    // Buffered bytes are committed first: a truncate applies to them, buffered
+    // writes would otherwise bump mtime after an explicit set, and deferred
+    // changes would land after this one.
+    if (set.setSize || set.setMtime || data.attrsPending(server)) {
       Status flushed = data.flush(server);
       if (!flushed.ok()) return replyError(req, flushed);
     }
@@ -403,7 +408,7 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       (void)flushed;
       c.client->data().truncated(server, 0);
     }
-    auto r = c.client->meta().open(server, truncate);
+    auto r = c.client->meta().open(server, truncate, (fi->flags & O_ACCMODE) != O_RDONLY);
     if (!r.ok()) return replyError(req, r.status());
     c.client->data().noteAttr(r.value(), true);
     fi->fh = toHandle(std::make_unique<OpenFile>(OpenFile{server, fi->flags}));
@@ -473,10 +478,12 @@ void opWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   });
 }
 
+// close(2): starts the commit of what the file buffered and returns (the bytes
+// are journaled); an earlier failed flush of the file is reported here.
 void opFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   guarded(req, "flush", [&] {
     FuseContext& c = ctx(req);
-    fuse_reply_err(req, toErrno(c.client->data().flush(toServer(c, ino)).code));
+    fuse_reply_err(req, toErrno(c.client->data().startFlush(toServer(c, ino)).code));
   });
 }
 
@@ -485,9 +492,11 @@ void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseContext& c = ctx(req);
     auto file = takeHandle(fi);
     uint64_t server = file ? file->ino : toServer(c, ino);
-    Status flushed = c.client->data().flush(server);
-    if (!flushed.ok()) spdlog::error("release of inode {}: flush failed: {}", server, flushed.message);
-    c.client->meta().release(server);
+    // Nobody waits for a release (close(2) returned at flush). The handle is
+    // released on dfs-meta only once the file's bytes are committed: until then
+    // dfs-meta has this mount commit before another client opens the file.
+    MetaClient* meta = &c.client->meta();
+    c.client->data().afterFlush(server, [meta, server] { meta->releaseAsync(server); });
     fuse_reply_err(req, 0);
   });
 }
@@ -503,9 +512,18 @@ void opFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   });
 }
 
-// fsync on a directory: its entries (all namespace changes so far) are on disk.
+// fsync on a directory: its entries (all namespace changes so far) are on
+// dfs-meta's disk. Like an ext4 journal commit it also commits every byte the
+// mount buffered (closed files are committed in the background): `sync DIR`
+// after a `tar x` returns once all of it is in the cluster. (FUSE has no syncfs
+// in libfuse 3.14, so `sync -f` cannot do this.)
 void opFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-  guarded(req, "fsyncdir", [&] { fuse_reply_err(req, toErrno(ctx(req).client->meta().sync().code)); });
+  guarded(req, "fsyncdir", [&] {
+    FuseContext& c = ctx(req);
+    Status status = c.client->data().flushAll();
+    if (status.ok()) status = c.client->meta().sync();
+    fuse_reply_err(req, toErrno(status.code));
+  });
 }
 
 void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {

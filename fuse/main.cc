@@ -161,6 +161,9 @@ int main(int argc, char** argv) {
   gethostname(host, sizeof(host) - 1);
   clientOptions.meta.clientName = std::string("dfs-fuse@") + host + ":" + std::to_string(getpid());
   clientOptions.meta.opTimeoutMs = opts.opTimeoutMs;
+  // The client answers the kernel's repeated getattr/getxattr for as long as
+  // the kernel itself may cache attributes.
+  clientOptions.meta.cacheTtlNs = int64_t(opts.attrTimeoutSec * 1e9);
   clientOptions.data.totalDirtyLimit = opts.dirtyLimitBytes;
   clientOptions.data.fileDirtyLimit = std::min<uint64_t>(32ull << 20, opts.dirtyLimitBytes / 4);
   clientOptions.cacheDir = opts.cacheDir;

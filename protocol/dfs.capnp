@@ -219,6 +219,13 @@ interface ClientCallback {
   # `inodes`: inodes whose attributes or contents changed (server inode numbers);
   # `entries`: directory entries that appeared, disappeared or now name another inode.
   invalidate @0 (inodes :List(UInt64), entries :List(EntryRef)) -> ();
+  # Close-to-open with a write-back close: another session is opening `inodes`,
+  # which this session has open for writing (or closed, with bytes not yet
+  # committed: a client releases a written file only after committing it).
+  # Returns once every byte written to them so far is committed, or committing
+  # failed (logged on the client; the opener then proceeds with what is there).
+  # The metadata node waits at most 10 s for the answer.
+  flush @1 (inodes :List(UInt64)) -> ();
 }
 
 struct GcResult {
@@ -271,7 +278,10 @@ interface Meta {
   # flags: 0, 1 = RENAME_NOREPLACE, 2 = RENAME_EXCHANGE (Linux values).
   rename @13 (parent :UInt64, name :Data, newParent :UInt64, newName :Data, flags :UInt32, caller :Caller, op :OpId) -> (status :Status);
   # Records that `sessionId` holds the inode open (create = mknod + open in one transaction).
-  open @14 (sessionId :UInt64, ino :UInt64, truncate :Bool) -> (status :Status, attr :Attr);
+  # `write`: opened for writing. Before answering, the metadata node has every
+  # other session that has the file open for writing commit its buffered bytes
+  # (ClientCallback.flush): the opener sees everything written and closed.
+  open @14 (sessionId :UInt64, ino :UInt64, truncate :Bool, write :Bool) -> (status :Status, attr :Attr);
   create @15 (sessionId :UInt64, parent :UInt64, name :Data, mode :UInt32, exclusive :Bool, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
   release @16 (sessionId :UInt64, ino :UInt64) -> ();
   # Lists entries with names strictly greater than `after` (empty: from the start),
@@ -312,7 +322,15 @@ interface Meta {
   # makes durable for this inode. The metadata node records max(journalSeq) per
   # (journal, inode) in the same transaction (journalApplied reads it back), so a
   # client replaying its journal after a crash skips what was already committed.
-  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64, hlc :UInt64, baseVersion :UInt64, journal :UInt64, journalSeq :UInt64) -> (status :Status, attr :Attr, missing :List(Data), hlc :UInt64);
+  #
+  # Deferred attributes: a client may acknowledge chmod/chown/utimens of a file
+  # whose written bytes it still buffers (tar and cp -a set them right after
+  # writing) and send them here instead of as a separate setattr: `setAttr`
+  # (absent: none; never setSize; times explicit, no *Now) is applied by `caller`
+  # right after the extents, in the same transaction, and the reply's attr
+  # includes it. A setAttr that cannot be applied is logged and counted
+  # (dfs_meta_deferred_setattr_failed_total); the data commit stands.
+  commitWrite @25 (ino :UInt64, extents :List(Extent), newChunks :List(ChunkInfo), newSize :UInt64, setSize :Bool, mtimeNs :Int64, hlc :UInt64, baseVersion :UInt64, journal :UInt64, journalSeq :UInt64, setAttr :SetAttr, caller :Caller) -> (status :Status, attr :Attr, missing :List(Data), hlc :UInt64);
 
   # --- cluster ------------------------------------------------------------------
   clusterMap @26 () -> (nodes :List(NodeInfo), epoch :UInt64);

@@ -10,6 +10,14 @@ Client::Client(ClientOptions options) : cacheDir_(options.cacheDir) {
   invalidations_ = std::make_unique<InvalidationQueue>();
   InvalidationQueue* queue = invalidations_.get();
   options.meta.onInvalidate = [queue](InvalidationBatch batch) { queue->push(std::move(batch)); };
+  flushRequests_ = std::make_unique<FlushRequests>([this](uint64_t ino) {
+    Status status = data_->flush(ino);
+    if (!status.ok()) spdlog::warn("flush of inode {} asked by dfs-meta failed: {}", ino, status.message);
+  });
+  FlushRequests* flushes = flushRequests_.get();
+  options.meta.onFlush = [flushes](std::vector<uint64_t> inodes) {
+    return flushes->request(std::move(inodes));
+  };
   setInvalidationSink(nullptr);
   loop_ = std::make_unique<RpcLoop>();
   int64_t timeout = options.meta.opTimeoutMs;
@@ -21,6 +29,7 @@ Client::Client(ClientOptions options) : cacheDir_(options.cacheDir) {
 Client::~Client() {
   stop();
   invalidations_->stop();
+  flushRequests_->stop();
   data_.reset();
   storage_.reset();
   meta_.reset();

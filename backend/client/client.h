@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "backend/client/data_path.h"
+#include "backend/client/flush_requests.h"
 #include "backend/client/invalidation_queue.h"
 #include "backend/client/journal.h"
 #include "backend/client/meta_client.h"
@@ -54,6 +55,7 @@ class Client {
   // Declaration order is destruction order in reverse: the data path stops
   // before the connections, the connections before the loop thread.
   std::unique_ptr<InvalidationQueue> invalidations_;  // outlives the RPC thread's pushes
+  std::unique_ptr<FlushRequests> flushRequests_;      // likewise
   std::unique_ptr<RpcLoop> loop_;
   std::unique_ptr<MetaClient> meta_;
   std::unique_ptr<StoragePool> storage_;

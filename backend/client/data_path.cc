@@ -3,6 +3,7 @@
 #include "backend/common/metrics.h"
 
 #include <malloc.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <set>
 #include <shared_mutex>
 #include <unordered_set>
+#include <utility>
 
 #include "backend/client/dirty_ranges.h"
 #include "backend/common/chunk_codec.h"
@@ -43,6 +45,7 @@ constexpr int kCommitAttempts = 4;
 constexpr size_t kMaxPutsInFlight = 3;
 constexpr int64_t kTrimIntervalNs = 10ll * 1000000000;
 constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry of a failed flush
+constexpr size_t kClosedPerPass = 8;  // closed files one flusher thread takes at a time
 
 void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,
                 char* out) {
@@ -110,12 +113,50 @@ struct DataPath::FileState {
   uint64_t lastReadEnd = 0;
   // Journal records of this file not yet covered by a commit, in seq order.
   std::deque<JournalSpan> journaled;
+  // Attribute changes acknowledged but not sent yet (absorbSetattr), merged;
+  // they go with the next commit. attrsGeneration counts absorbed changes.
+  bool attrsPending = false;
+  SetAttrRequest pendingSet;
+  Caller pendingCaller;
+  uint64_t attrsGeneration = 0;
+  // A close asked for a commit (the flusher does it); handle releases to send
+  // once nothing is left to commit.
+  bool closeRequested = false;
+  std::vector<std::function<void()>> releases;
+  bool claimed = false;  // a flusher thread picked it
 };
 
 namespace {
 // The seq a commit of `journaled` makes durable: every record at or below it is
 // committed. Records whose bytes reach into the uncommitted tail (at or after
 // `tailOffset`) are not, so the mark stays below the oldest of them.
+// REQUIRES: file.mu held. The releases that may go now: nothing of the file is
+// left to commit.
+std::vector<std::function<void()>> takeReleases(DataPath::FileState& f) {
+  if (!f.dirty.empty() || !f.flushing.empty() || f.attrsPending) return {};
+  f.closeRequested = false;
+  return std::exchange(f.releases, {});
+}
+
+void runReleases(std::vector<std::function<void()>> releases) {
+  for (auto& release : releases) release();
+}
+
+// What the metadata node will make of `a` once the deferred change `set` by
+// `caller` is applied (mirrors meta::Namespace::setattr).
+void overlayAttrs(const SetAttrRequest& set, const Caller& caller, Attr* a) {
+  if (set.setMode) a->mode = (a->mode & S_IFMT) | (set.mode & 07777);
+  if (set.setUid) a->uid = set.uid;
+  if (set.setGid) a->gid = set.gid;
+  if ((set.setUid || set.setGid) && !set.setMode && caller.uid != 0 && !S_ISDIR(a->mode)) {
+    a->mode &= ~uint32_t(S_ISUID);
+    if (a->mode & S_IXGRP) a->mode &= ~uint32_t(S_ISGID);
+  }
+  if (set.setAtime) a->atimeNs = set.atimeNs;
+  if (set.setMtime) a->mtimeNs = set.mtimeNs;
+  a->ctimeNs = std::max(a->ctimeNs, set.ctimeNs);
+}
+
 uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled, uint64_t tailOffset) {
   if (journaled.empty()) return 0;
   uint64_t mark = journaled.back().seq;
@@ -131,7 +172,7 @@ uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled, uint64
 
 DataPath::DataPath(MetaClient& meta, StoragePool& storage, DataPathOptions options)
     : meta_(meta), storage_(storage), options_(options), cache_(options.chunkCacheBytes) {
-  flusher_ = std::thread([this] { flusherMain(); });
+  for (int i = 0; i < kFlushers; ++i) flushers_.emplace_back([this] { flusherMain(); });
   prefetcher_ = std::thread([this] { prefetcherMain(); });
 }
 
@@ -142,7 +183,7 @@ DataPath::~DataPath() {
   }
   flusherCv_.notify_all();
   memoryCv_.notify_all();
-  flusher_.join();
+  for (auto& t : flushers_) t.join();
   {
     std::lock_guard<std::mutex> lock(prefetchMu_);
     prefetchStop_ = true;
@@ -269,6 +310,65 @@ void DataPath::patchAttr(Attr* attr) {
     attr->mtimeNs = std::max(attr->mtimeNs, f->lastWriteNs);
     attr->ctimeNs = std::max(attr->ctimeNs, f->lastWriteNs);
   }
+  if (f->attrsPending) overlayAttrs(f->pendingSet, f->pendingCaller, attr);
+}
+
+std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& set,
+                                            const Caller& caller) {
+  if (set.setSize || !(set.setMode || set.setUid || set.setGid || set.setAtime || set.setMtime)) {
+    return std::nullopt;
+  }
+  auto f = file(ino, false);
+  if (!f) return std::nullopt;
+  std::lock_guard<std::mutex> lock(f->mu);
+  // Buffered bytes guarantee a commit to carry the change (close, fsync, the
+  // flusher, unmount); a failed flush or another caller's pending change do not
+  // mix with it.
+  if (!f->attrKnown || f->dirty.empty() || !f->error.ok()) return std::nullopt;
+  if (f->attrsPending && (f->pendingCaller.uid != caller.uid || f->pendingCaller.gid != caller.gid)) {
+    return std::nullopt;
+  }
+  int64_t now = nowNs();
+  SetAttrRequest change = set;
+  if (change.atimeNow) change.atimeNs = now;
+  if (change.mtimeNow) change.mtimeNs = now;
+  change.atimeNow = change.mtimeNow = false;
+  change.ctimeNs = now;
+  if (journal_) {
+    auto seq = journal_->appendSetattr(ino, change, caller, now);
+    if (!seq.ok()) return std::nullopt;
+    JournalSpan span{seq.value(), 0, 0};
+    span.attrs = true;
+    f->journaled.push_back(span);
+  }
+  SetAttrRequest& p = f->pendingSet;
+  if (!f->attrsPending) p = SetAttrRequest{};
+  if (change.setMode) p.mode = change.mode, p.setMode = true;
+  if (change.setUid) p.uid = change.uid, p.setUid = true;
+  if (change.setGid) p.gid = change.gid, p.setGid = true;
+  if (change.setAtime) p.atimeNs = change.atimeNs, p.setAtime = true;
+  if (change.setMtime) p.mtimeNs = change.mtimeNs, p.setMtime = true;
+  p.ctimeNs = now;
+  f->pendingCaller = caller;
+  f->attrsPending = true;
+  ++f->attrsGeneration;
+  static Counter& absorbed = metrics().counter(
+      "dfs_fuse_setattr_deferred_total", "chmod/chown/utimens sent with the next data commit");
+  absorbed.inc();
+  Attr a = f->attr;
+  uint64_t end = std::max(f->dirty.end(), mapEnd(f->flushing));
+  if (a.size < end) a.size = end;
+  a.mtimeNs = std::max(a.mtimeNs, f->lastWriteNs);
+  a.ctimeNs = std::max(a.ctimeNs, f->lastWriteNs);
+  overlayAttrs(p, caller, &a);
+  return a;
+}
+
+bool DataPath::attrsPending(uint64_t ino) {
+  auto f = file(ino, false);
+  if (!f) return false;
+  std::lock_guard<std::mutex> lock(f->mu);
+  return f->attrsPending;
 }
 
 Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, size_t size) {
@@ -285,6 +385,8 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
       f->journaled.push_back(JournalSpan{seq.value(), offset, offset + size});
     }
     if (f->dirty.empty() && f->flushing.empty()) f->dirtyBase = f->seenVersion;
+    // A write after a deferred utimens sets mtime to its own time (POSIX).
+    if (f->attrsPending) f->pendingSet.setMtime = false;
     f->dirty.write(offset, std::string_view(data, size));
     f->lastWriteNs = now;
     if (f->firstDirtyNs == 0) f->firstDirtyNs = now;
@@ -318,10 +420,15 @@ void DataPath::waitForMemory() {
 
 void DataPath::flusherMain() {
   int64_t lastTrimNs = 0;
+  bool more = false;  // the last pass left closed files for the next one
   std::unique_lock<std::mutex> lock(memoryMu_);
   while (!stopping_) {
-    flusherCv_.wait_for(lock, std::chrono::milliseconds(500));
+    if (!more) {
+      flusherCv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_ || wakeFlusher_; });
+    }
     if (stopping_) break;
+    wakeFlusher_ = false;
+    more = false;
     lock.unlock();
     // Pick what to flush: under memory pressure the file with the most dirty
     // bytes, otherwise files whose dirty data is older than flushAfterMs.
@@ -331,11 +438,26 @@ void DataPath::flusherMain() {
       int64_t now = nowNs();
       std::shared_ptr<FileState> largest;
       uint64_t largestBytes = 0;
+      size_t closed = 0;
       for (auto& [ino, f] : files_) {
         std::lock_guard<std::mutex> fl(f->mu);
+        if (f->claimed) continue;  // another flusher thread has it
+        if (f->closeRequested && now >= f->retryAfterNs) {
+          // Closed: commit everything now; a few per pass, so that the other
+          // flusher threads take the rest.
+          if (closed == kClosedPerPass) {
+            more = true;
+            continue;
+          }
+          ++closed;
+          f->claimed = true;
+          work.emplace_back(f, true);
+          continue;
+        }
         if (f->dirty.empty() || now < f->retryAfterNs) continue;
         if (f->flushRequested) {
           f->flushRequested = false;
+          f->claimed = true;
           work.emplace_back(f, false);
           continue;
         }
@@ -345,16 +467,33 @@ void DataPath::flusherMain() {
         }
         if (now - f->firstDirtyNs > options_.flushAfterMs * 1000000) {
           bool idle = now - f->lastWriteNs > options_.flushAfterMs * 1000000;
+          f->claimed = true;
           work.emplace_back(f, idle);
         }
       }
-      if (dirtyBytes_ > options_.totalDirtyLimit / 2 && largest) work.emplace_back(largest, false);
+      if (dirtyBytes_ > options_.totalDirtyLimit / 2 && largest) {
+        std::lock_guard<std::mutex> fl(largest->mu);
+        if (!largest->claimed) {
+          largest->claimed = true;
+          work.emplace_back(largest, false);
+        }
+      }
+    }
+    if (more) {
+      // Closed files left over: another flusher thread takes the next ones.
+      {
+        std::lock_guard<std::mutex> wake(memoryMu_);
+        wakeFlusher_ = true;
+      }
+      flusherCv_.notify_one();
     }
     for (auto& [f, final] : work) {
-      Status status = flushFile(*f, final);
+      Status status = flushFile(*f, final, /*background=*/true);
       if (!status.ok()) {
         spdlog::warn("background flush of inode {} failed: {}", f->ino, status.message);
       }
+      std::lock_guard<std::mutex> fl(f->mu);
+      f->claimed = false;
     }
     // Large write bursts leave freed buffers in per-thread malloc arenas; give
     // them back to the system once things are quiet.
@@ -387,6 +526,37 @@ Status DataPath::flushAll() {
   return first;
 }
 
+Status DataPath::startFlush(uint64_t ino) {
+  auto f = file(ino, false);
+  if (!f) return {};
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    Status earlier = std::exchange(f->error, Status{});
+    if (f->dirty.empty() && f->flushing.empty() && !f->attrsPending) return earlier;
+    f->closeRequested = true;
+    if (!earlier.ok()) return earlier;
+  }
+  {
+    std::lock_guard<std::mutex> lock(memoryMu_);
+    wakeFlusher_ = true;
+  }
+  flusherCv_.notify_all();
+  return {};
+}
+
+void DataPath::afterFlush(uint64_t ino, std::function<void()> release) {
+  auto f = file(ino, false);
+  if (f) {
+    std::lock_guard<std::mutex> lock(f->mu);
+    if (!f->dirty.empty() || !f->flushing.empty() || f->attrsPending) {
+      f->releases.push_back(std::move(release));
+      f->closeRequested = true;
+      return;
+    }
+  }
+  release();
+}
+
 void DataPath::truncated(uint64_t ino, uint64_t size) {
   auto f = file(ino, false);
   if (!f) return;
@@ -401,10 +571,14 @@ void DataPath::truncated(uint64_t ino, uint64_t size) {
 }
 
 void DataPath::dropJournaled(FileState& f) {
-  if (journal_) {
-    for (const auto& span : f.journaled) journal_->done(span.seq);
+  for (auto it = f.journaled.begin(); it != f.journaled.end();) {
+    if (it->attrs && f.attrsPending) {
+      ++it;  // still to be sent
+      continue;
+    }
+    if (journal_) journal_->done(it->seq);
+    it = f.journaled.erase(it);
   }
-  f.journaled.clear();
 }
 
 void DataPath::forget(uint64_t ino) {
@@ -412,30 +586,52 @@ void DataPath::forget(uint64_t ino) {
   auto it = files_.find(ino);
   if (it == files_.end()) return;
   std::lock_guard<std::mutex> fl(it->second->mu);
-  if (!it->second->dirty.empty() || !it->second->flushing.empty()) return;
+  if (!it->second->dirty.empty() || !it->second->flushing.empty() || it->second->attrsPending ||
+      !it->second->releases.empty()) {
+    return;
+  }
   dropJournaled(*it->second);
   files_.erase(it);
 }
 
-Status DataPath::flushFile(FileState& f, bool final) {
+Status DataPath::flushFile(FileState& f, bool final, bool background) {
   std::lock_guard<std::mutex> flushLock(f.flushMu);
   std::vector<JournalSpan> journaled;
+  std::optional<SetAttrRequest> attrs;
+  Caller caller;
+  uint64_t attrsGeneration = 0;
   {
-    std::lock_guard<std::mutex> lock(f.mu);
+    std::unique_lock<std::mutex> lock(f.mu);
     if (f.dirty.empty()) {
+      if (f.attrsPending) {
+        lock.unlock();
+        Status sent = commitPendingAttrs(f);
+        lock.lock();
+        if (!sent.ok() && f.error.ok()) f.error = sent;
+      }
       Status status = f.error;
       if (final) f.error = {};
+      auto releases = takeReleases(f);
+      lock.unlock();
+      runReleases(std::move(releases));
       return status;
     }
     f.flushing = f.dirty.take();
     f.firstDirtyNs = 0;
     // Accounting unchanged: the bytes moved from dirty to flushing.
     journaled.assign(f.journaled.begin(), f.journaled.end());
+    if (f.attrsPending) {
+      attrs = f.pendingSet;
+      caller = f.pendingCaller;
+      attrsGeneration = f.attrsGeneration;
+    }
   }
   uint64_t committedEnd = 0;
   uint64_t tailOffset = UINT64_MAX;
-  Attr newAttr;
-  Status status = commitRanges(f, f.flushing, final, journaled, &committedEnd, &tailOffset);
+  bool attrsSent = false;
+  std::vector<std::function<void()>> releases;
+  Status status = commitRanges(f, f.flushing, final, journaled, &committedEnd, &tailOffset,
+                               attrs ? &*attrs : nullptr, &caller, &attrsSent);
   {
     std::unique_lock<std::shared_mutex> commit(f.commitMu);
     std::lock_guard<std::mutex> lock(f.mu);
@@ -454,8 +650,9 @@ Status DataPath::flushFile(FileState& f, bool final) {
       // Journal records of the snapshot whose bytes were all committed are done
       // (those reaching into the kept tail stay live).
       uint64_t last = journaled.empty() ? 0 : journaled.back().seq;
+      if (attrsSent && f.attrsGeneration == attrsGeneration) f.attrsPending = false;
       for (auto it = f.journaled.begin(); it != f.journaled.end() && it->seq <= last;) {
-        if (it->end <= tailOffset) {
+        if (it->attrs ? attrsSent : it->end <= tailOffset) {
           if (journal_) journal_->done(it->seq);
           it = f.journaled.erase(it);
         } else {
@@ -470,8 +667,10 @@ Status DataPath::flushFile(FileState& f, bool final) {
     }
     f.flushing.clear();
     addDirty(reaccount(f));
-    if (!status.ok() && final) f.error = {};
+    if (!status.ok() && final && !background) f.error = {};
+    if (status.ok()) releases = takeReleases(f);
   }
+  runReleases(std::move(releases));
   return status;
 }
 
@@ -489,9 +688,43 @@ void DataPath::refreshClusterMap(bool force) {
   clusterFetchedNs_ = monotonicNs();
 }
 
+Status DataPath::commitPendingAttrs(FileState& f) {
+  SetAttrRequest set;
+  Caller caller;
+  uint64_t generation, last = 0;
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    if (!f.attrsPending) return {};
+    set = f.pendingSet;
+    caller = f.pendingCaller;
+    generation = f.attrsGeneration;
+    for (const auto& span : f.journaled) {
+      if (span.attrs) last = span.seq;
+    }
+  }
+  auto r = meta_.setattr(f.ino, set, caller);
+  if (!r.ok()) {
+    spdlog::error("deferred setattr of inode {} failed: {}", f.ino, r.status().message);
+    return r.status();
+  }
+  noteAttr(r.value(), false);
+  std::lock_guard<std::mutex> lock(f.mu);
+  if (f.attrsGeneration == generation) f.attrsPending = false;
+  for (auto it = f.journaled.begin(); it != f.journaled.end();) {
+    if (it->attrs && it->seq <= last) {
+      if (journal_) journal_->done(it->seq);
+      it = f.journaled.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return {};
+}
+
 Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ranges, bool final,
                               const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
-                              uint64_t* tailOffset) {
+                              uint64_t* tailOffset, const SetAttrRequest* attrs,
+                              const Caller* caller, bool* attrsSent) {
   VolumeInfo vol = meta_.volume();
   uint64_t committedSize;
   int64_t mtime;
@@ -704,7 +937,8 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
 
     for (int attempt = 0;; ++attempt) {
       CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
-                                         baseVersion, journalMark(journaled, *tailOffset));
+                                         baseVersion, journalMark(journaled, *tailOffset), attrs,
+                                         caller);
       if (r.status.code == Code::MISSING_CHUNKS && attempt + 1 < kCommitAttempts) {
         // Collected between findChunks and commit: upload them again.
         spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
@@ -726,6 +960,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
                                                      : r.status;
       }
       ++stats_.commits;
+      *attrsSent = attrs != nullptr;
       noteAttr(r.attr, false);
       return {};
     }
@@ -733,13 +968,14 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
 
   // Inline commit.
   CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
-                                     baseVersion, journalMark(journaled, *tailOffset));
+                                     baseVersion, journalMark(journaled, *tailOffset), attrs, caller);
   if (!r.status.ok()) {
     spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
                   r.status.message);
     return r.status;
   }
   ++stats_.commits;
+  *attrsSent = attrs != nullptr;
   noteAttr(r.attr, false);
   return {};
 }

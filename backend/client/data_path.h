@@ -21,8 +21,8 @@
 // CPU work (chunking, hashing, encoding, decoding) runs on the calling thread;
 // only RPCs run on the RpcLoop thread.
 //
-// Threads: every public method from any thread except the RpcLoop thread. Two
-// internal threads: the flusher and the read-ahead prefetcher.
+// Threads: every public method from any thread except the RpcLoop thread.
+// Internal threads: kFlushers flushers and the read-ahead prefetcher.
 // Lock order: FileState::flushMu -> FileState::commitMu -> FileState::mu ->
 // DataPath::filesMu_ / clusterMu_ / memoryMu_ (leaves). No lock is held across an
 // RPC except flushMu (which only serializes flushes of one file) and a shared
@@ -34,9 +34,11 @@
 #include <deque>
 #include <unordered_set>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -78,6 +80,16 @@ class DataPath {
   // buffered writes.
   void patchAttr(Attr* attr);
 
+  // chmod/chown/utimens of a file whose written bytes are still buffered: the
+  // change is journaled and acknowledged now and sent with the file's next
+  // commit (same metadata transaction), saving a synchronous round trip per
+  // attribute (tar, cp -a and rsync set three right after writing). Returns the
+  // attributes to report, or nullopt when it cannot be deferred (size change,
+  // nothing buffered, unknown attributes, an earlier failed flush, another
+  // caller's change pending, the journal refused it): then use setattr.
+  std::optional<Attr> absorbSetattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller);
+  // The file has deferred attribute changes (a direct setattr must flush first).
+  bool attrsPending(uint64_t ino);
   // Buffers the bytes; may flush (and then fail) when over the file's bound.
   Result<size_t> write(uint64_t ino, uint64_t offset, const char* data, size_t size);
   // Reads up to `size` bytes into out; returns the count (0 at/after EOF).
@@ -87,6 +99,15 @@ class DataPath {
   // flush since the last call (like the kernel's errseq for fsync).
   Status flush(uint64_t ino);
   Status flushAll();
+  // close(2): the file's buffered bytes are committed by the flusher right
+  // away, without waiting here (they are journaled; close-to-open for other
+  // clients holds because the handle is released only after the commit, and
+  // dfs-meta has writers commit before another client's open). Returns, and
+  // clears, the error of an earlier failed flush of the file, if any.
+  Status startFlush(uint64_t ino);
+  // The last close of a file handle: `release` runs once nothing of the file is
+  // left to commit (now, if nothing is buffered).
+  void afterFlush(uint64_t ino, std::function<void()> release);
   // Drops buffered bytes at or beyond `size` (truncate, O_TRUNC) and cached
   // extents. Call after flush() and before the metadata change.
   void truncated(uint64_t ino, uint64_t size);
@@ -109,17 +130,27 @@ class DataPath {
 
   struct FileState;
   // Bytes [begin, end) of a file written by journal record `seq`.
+  // A deferred attribute change is a span with attrs set (and no bytes).
   struct JournalSpan {
     uint64_t seq, begin, end;
+    bool attrs = false;
   };
 
  private:
   std::shared_ptr<FileState> file(uint64_t ino, bool create);
-  Status flushFile(FileState& file, bool final);
+  // `background` (the flusher): a failure stays recorded for the next
+  // flush()/startFlush() of the file to report, even when `final`.
+  Status flushFile(FileState& file, bool final, bool background = false);
   // `journaled`: the journal records whose bytes are in `ranges` (seq order).
+  // `attrs`/`caller` (null: none) ride on the commit; *attrsSent tells whether
+  // a commit carried them.
   Status commitRanges(FileState& file, std::map<uint64_t, std::string>& ranges, bool final,
                       const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
-                      uint64_t* tailOffset);
+                      uint64_t* tailOffset, const SetAttrRequest* attrs, const Caller* caller,
+                      bool* attrsSent);
+  // Sends deferred attribute changes of a file with nothing buffered (setattr).
+  // REQUIRES: file.flushMu held, file.mu not held.
+  Status commitPendingAttrs(FileState& file);
   Status readCommitted(FileState& file, uint64_t offset, size_t size, char* out);
   std::vector<Result<std::shared_ptr<const std::string>>> loadChunks(
       const std::vector<const ChunkPlacement*>& chunks);
@@ -155,7 +186,11 @@ class DataPath {
   std::condition_variable flusherCv_;
   std::atomic<uint64_t> dirtyBytes_{0};
   bool stopping_ = false;  // guarded by memoryMu_
-  std::thread flusher_;
+  bool wakeFlusher_ = false;  // a close wants its file committed; memoryMu_
+  // Flusher threads: a commit mostly waits for RPCs, so two overlap well
+  // (closed files are committed in the background).
+  static constexpr int kFlushers = 2;
+  std::vector<std::thread> flushers_;
 
   std::mutex prefetchMu_;
   std::condition_variable prefetchCv_;  // work queued or stopping

@@ -24,8 +24,13 @@ constexpr char kMagic[8] = {'D', 'F', 'S', 'J', 'R', 'N', 'L', '\n'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
 // Record: body length u32 | body | XXH3-64 of body (u64). Body: type u8 | seq u64 |
-// ino u64 | offset u64 | mtime i64 | data.
+// ino u64 | offset u64 | mtime i64 | data. A setattr record (type 2) has offset 0,
+// the change's ctime as mtime, and as data the attributes (kSetattrBytes):
+// flags u16 (1 mode, 2 uid, 4 gid, 8 atime, 16 mtime) | mode u32 | uid u32 | gid u32 |
+// atime i64 | mtime i64 | caller uid u32 | caller gid u32.
 constexpr uint8_t kWriteRecord = 1;
+constexpr uint8_t kSetattrRecord = 2;
+constexpr size_t kSetattrBytes = 2 + 4 + 4 + 4 + 8 + 8 + 4 + 4;
 constexpr size_t kBodyFixed = 1 + 8 + 8 + 8 + 8;
 constexpr uint32_t kMaxBody = 64u << 20;
 
@@ -154,6 +159,28 @@ Status Journal::startSegment() {
 
 Result<uint64_t> Journal::appendWrite(uint64_t ino, uint64_t offset, std::string_view data,
                                       int64_t mtimeNs) {
+  return append(kWriteRecord, ino, offset, mtimeNs, data);
+}
+
+Result<uint64_t> Journal::appendSetattr(uint64_t ino, const SetAttrRequest& set,
+                                        const Caller& caller, int64_t ctimeNs) {
+  std::string b;
+  uint16_t flags = uint16_t((set.setMode ? 1 : 0) | (set.setUid ? 2 : 0) | (set.setGid ? 4 : 0) |
+                            (set.setAtime ? 8 : 0) | (set.setMtime ? 16 : 0));
+  b.push_back(char(flags >> 8));
+  b.push_back(char(flags));
+  appendBigEndian32(b, set.mode);
+  appendBigEndian32(b, set.uid);
+  appendBigEndian32(b, set.gid);
+  appendBigEndian64(b, uint64_t(set.atimeNs));
+  appendBigEndian64(b, uint64_t(set.mtimeNs));
+  appendBigEndian32(b, caller.uid);
+  appendBigEndian32(b, caller.gid);
+  return append(kSetattrRecord, ino, 0, ctimeNs, b);
+}
+
+Result<uint64_t> Journal::append(uint8_t type, uint64_t ino, uint64_t offset, int64_t timeNs,
+                                 std::string_view data) {
   if (data.size() > kMaxBody - kBodyFixed) {
     return Status::error(Code::INVALID, "write too large for one journal record");
   }
@@ -169,11 +196,11 @@ Result<uint64_t> Journal::appendWrite(uint64_t ino, uint64_t offset, std::string
   std::string head;
   appendBigEndian32(head, uint32_t(kBodyFixed + data.size()));
   size_t bodyStart = head.size();
-  head.push_back(char(kWriteRecord));
+  head.push_back(char(type));
   appendBigEndian64(head, seq);
   appendBigEndian64(head, ino);
   appendBigEndian64(head, offset);
-  appendBigEndian64(head, uint64_t(mtimeNs));
+  appendBigEndian64(head, uint64_t(timeNs));
   // XXH3 over the body, which is split between `head` and `data`.
   std::string tail;
   appendBigEndian64(tail, xxh3(std::string_view(head).substr(bodyStart), data));
@@ -304,9 +331,11 @@ Status Journal::scan(const LeftoverJournal& journal,
         break;
       }
       uint64_t sum = readBigEndian64(std::string_view(body).substr(len, 8));
-      if (xxh3(body.data(), len) != sum || uint8_t(body[0]) != kWriteRecord) {
-        spdlog::warn("journal segment {}: record {} fails its checksum; the rest is ignored",
-                     path, records);
+      uint8_t type = uint8_t(body[0]);
+      bool known = type == kWriteRecord || (type == kSetattrRecord && len == kBodyFixed + kSetattrBytes);
+      if (xxh3(body.data(), len) != sum || !known) {
+        spdlog::warn("journal segment {}: record {} fails its checksum or has an unknown type {}; "
+                     "the rest is ignored", path, records, type);
         break;
       }
       std::string_view b(body.data(), len);
@@ -315,7 +344,26 @@ Status Journal::scan(const LeftoverJournal& journal,
       w.ino = readBigEndian64(b, 9);
       w.offset = readBigEndian64(b, 17);
       w.mtimeNs = int64_t(readBigEndian64(b, 25));
-      w.data.assign(b.substr(kBodyFixed));
+      if (type == kWriteRecord) {
+        w.data.assign(b.substr(kBodyFixed));
+      } else {
+        std::string_view a = b.substr(kBodyFixed);
+        uint16_t flags = uint16_t((uint8_t(a[0]) << 8) | uint8_t(a[1]));
+        w.type = JournalWrite::Type::kSetattr;
+        w.set.setMode = flags & 1;
+        w.set.setUid = flags & 2;
+        w.set.setGid = flags & 4;
+        w.set.setAtime = flags & 8;
+        w.set.setMtime = flags & 16;
+        w.set.mode = readBigEndian32(a, 2);
+        w.set.uid = readBigEndian32(a, 6);
+        w.set.gid = readBigEndian32(a, 10);
+        w.set.atimeNs = int64_t(readBigEndian64(a, 14));
+        w.set.mtimeNs = int64_t(readBigEndian64(a, 22));
+        w.caller.uid = readBigEndian32(a, 30);
+        w.caller.gid = readBigEndian32(a, 34);
+        w.set.ctimeNs = w.mtimeNs;
+      }
       expectSeq = w.seq + 1;
       ++records;
       Status status = fn(std::move(w));

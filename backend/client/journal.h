@@ -26,16 +26,23 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/client/types.h"
 #include "backend/common/status.h"
 
 namespace dfs {
 
+// One journal record: a write (bytes at offset) or a deferred attribute change
+// (chmod/chown/utimens acknowledged while the file's bytes were buffered).
 struct JournalWrite {
+  enum class Type { kWrite, kSetattr };
+  Type type = Type::kWrite;
   uint64_t seq = 0;
   uint64_t ino = 0;
   uint64_t offset = 0;
-  int64_t mtimeNs = 0;
-  std::string data;
+  int64_t mtimeNs = 0;  // kSetattr: the change's ctime
+  std::string data;     // kWrite
+  SetAttrRequest set;   // kSetattr: mode/uid/gid/atime/mtime, times explicit
+  Caller caller;        // kSetattr
 };
 
 // A journal left by an earlier client instance (crashed or killed).
@@ -71,6 +78,10 @@ class Journal {
   // IO) without acknowledging anything when the cache directory cannot take it.
   Result<uint64_t> appendWrite(uint64_t ino, uint64_t offset, std::string_view data,
                                int64_t mtimeNs);
+  // Appends a deferred attribute change (never a size change; explicit times)
+  // and returns its seq (live until done()).
+  Result<uint64_t> appendSetattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller,
+                                 int64_t ctimeNs);
   // The record's bytes are committed (or no longer needed).
   void done(uint64_t seq);
   // Bytes in segment files of this instance; live records.
@@ -80,6 +91,8 @@ class Journal {
  private:
   Journal(std::string dir, uint64_t clientId, uint64_t segmentBytes, int lockFd);
   Status startSegment();  // REQUIRES: mu_
+  Result<uint64_t> append(uint8_t type, uint64_t ino, uint64_t offset, int64_t timeNs,
+                          std::string_view data);
   void trim();            // REQUIRES: mu_
 
   const std::string dir_;

@@ -52,6 +52,24 @@ Result<ReplayStats> replayJournals(Journal& journal, MetaClient& meta, DataPath&
         data.noteAttr(attr.value(), true);
         checked.insert(w.ino);
       }
+      if (w.type == JournalWrite::Type::kSetattr) {
+        // In journal order: the file's earlier writes are committed first, so
+        // an explicit mtime is not overtaken by them.
+        Status flushed = data.flush(w.ino);
+        if (!flushed.ok()) return flushed;
+        auto set = meta.setattr(w.ino, w.set, w.caller);
+        if (!set.ok()) {
+          if (set.status().code != Code::NOT_FOUND && set.status().code != Code::STALE) {
+            return set.status();
+          }
+          gone.insert(w.ino);
+          ++stats.dropped;
+          return {};
+        }
+        data.noteAttr(set.value(), false);
+        ++stats.replayed;
+        return {};
+      }
       auto written = data.write(w.ino, w.offset, w.data.data(), w.data.size());
       if (!written.ok()) return written.status();
       ++stats.replayed;

@@ -4,6 +4,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <random>
@@ -31,8 +32,16 @@ namespace {
 // thread and only enqueues (the handler is MetaClientOptions::onInvalidate).
 class CallbackImpl final : public proto::ClientCallback::Server {
  public:
-  explicit CallbackImpl(std::function<void(InvalidationBatch)> handler)
-      : handler_(std::move(handler)) {}
+  CallbackImpl(std::function<void(InvalidationBatch)> handler,
+               std::function<kj::Promise<void>(std::vector<uint64_t>)> flush)
+      : handler_(std::move(handler)), flush_(std::move(flush)) {}
+
+  kj::Promise<void> flush(FlushContext context) override {
+    if (!flush_) return kj::READY_NOW;
+    std::vector<uint64_t> inodes;
+    for (uint64_t ino : context.getParams().getInodes()) inodes.push_back(ino);
+    return flush_(std::move(inodes));
+  }
 
   kj::Promise<void> invalidate(InvalidateContext context) override {
     auto params = context.getParams();
@@ -50,10 +59,13 @@ class CallbackImpl final : public proto::ClientCallback::Server {
 
  private:
   std::function<void(InvalidationBatch)> handler_;
+  std::function<kj::Promise<void>(std::vector<uint64_t>)> flush_;
 };
 
 void setCallback(proto::Meta::MountParams::Builder req, const MetaClientOptions& options) {
-  if (options.onInvalidate) req.setCallback(kj::heap<CallbackImpl>(options.onInvalidate));
+  if (options.onInvalidate) {
+    req.setCallback(kj::heap<CallbackImpl>(options.onInvalidate, options.onFlush));
+  }
 }
 
 }  // namespace
@@ -328,13 +340,44 @@ uint64_t randomClientId() {
 
 MetaClient::MetaClient(RpcLoop& loop, MetaClientOptions options)
     : loop_(loop),
-      options_(std::move(options)),
+      cache_(options.onInvalidate ? options.cacheTtlNs : 0),
+      options_(withCacheInvalidation(std::move(options))),
       clientId_(options_.clientId != 0 ? options_.clientId : randomClientId()) {
   loop_.run([this]() { connection_ = std::make_unique<Connection>(loop_, options_, *this); });
 }
 
 MetaClient::~MetaClient() {
   loop_.run([this]() { connection_.reset(); });
+}
+
+MetaClientOptions MetaClient::withCacheInvalidation(MetaClientOptions options) {
+  if (!options.onInvalidate || !cache_.enabled()) return options;
+  // Runs on the RPC thread as the callback arrives, before the batch is queued
+  // for the kernel: no cached answer outlives the kernel's.
+  options.onInvalidate = [this, next = std::move(options.onInvalidate)](InvalidationBatch batch) {
+    if (batch.all) {
+      cache_.invalidateAll();
+    } else {
+      for (uint64_t ino : batch.inodes) cache_.invalidate(ino);
+      for (const auto& entry : batch.entries) cache_.invalidate(entry.first);
+    }
+    next(std::move(batch));
+  };
+  return options;
+}
+
+void MetaClient::cacheReply(const Result<Attr>& attr, uint64_t ticket, uint64_t parent,
+                            std::string_view name) {
+  int64_t now = monotonicNs();
+  if (attr.ok()) cache_.putAttr(attr.value(), ticket, now);
+  if (attr.ok() && !name.empty()) {
+    // A new inode: no xattrs; a new directory: no names.
+    cache_.putNoXattrs(attr.value().ino, ticket, now);
+    if (S_ISDIR(attr.value().mode)) cache_.putEmptyDirectory(attr.value().ino, ticket, now);
+    cache_.childCreated(parent, name, attr.value(), ticket);
+  } else if (parent != 0) {
+    cache_.invalidate(parent);
+  }
 }
 
 void MetaClient::setVolume(VolumeInfo volume) {
@@ -393,35 +436,54 @@ Status statusOf(Response& r) {
 }  // namespace
 
 Result<Attr> MetaClient::lookup(uint64_t parent, std::string_view name) {
-  return call<Attr>("lookup", true, [&](Session& s) {
+  if (cache_.nameAbsent(parent, name, monotonicNs())) {
+    return Status::error(Code::NOT_FOUND, "no such entry");
+  }
+  uint64_t ticket = cache_.ticket();
+  auto r = call<Attr>("lookup", true, [&](Session& s) {
     auto req = s.meta.lookupRequest();
     req.setParent(parent);
     req.setName(asData(name));
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket);
+  return r;
 }
 
 Result<Attr> MetaClient::getattr(uint64_t ino) {
-  return call<Attr>("getattr", true, [&](Session& s) {
+  uint64_t ticket = cache_.ticket();
+  auto r = call<Attr>("getattr", true, [&](Session& s) {
     auto req = s.meta.getattrRequest();
     req.setIno(ino);
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket);
+  return r;
+}
+
+Result<Attr> MetaClient::getattrCached(uint64_t ino) {
+  if (auto cached = cache_.attr(ino, monotonicNs())) return *cached;
+  return getattr(ino);
 }
 
 Result<Attr> MetaClient::setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller) {
-  return call<Attr>("setattr", true, [&](Session& s) {
+  uint64_t ticket = cache_.ticket();
+  auto r = call<Attr>("setattr", true, [&](Session& s) {
     auto req = s.meta.setattrRequest();
     req.setIno(ino);
     setAttrToProto(set, req.initSet());
     callerToProto(caller, req.initCaller());
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  if (!r.ok()) cache_.invalidate(ino);
+  cacheReply(r, ticket);
+  return r;
 }
 
 Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t mode,
                                uint64_t rdev, const Caller& caller) {
-  return callOnce<Attr>("mknod", [&](Session& s, uint64_t op) {
+  uint64_t ticket = cache_.ticket();
+  auto r = callOnce<Attr>("mknod", [&](Session& s, uint64_t op) {
     auto req = s.meta.mknodRequest();
     setOp(req.initOp(), op);
     req.setParent(parent);
@@ -431,11 +493,14 @@ Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t 
     callerToProto(caller, req.initCaller());
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket, parent, name);
+  return r;
 }
 
 Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
                                const Caller& caller) {
-  return callOnce<Attr>("mkdir", [&](Session& s, uint64_t op) {
+  uint64_t ticket = cache_.ticket();
+  auto r = callOnce<Attr>("mkdir", [&](Session& s, uint64_t op) {
     auto req = s.meta.mkdirRequest();
     setOp(req.initOp(), op);
     req.setParent(parent);
@@ -444,11 +509,14 @@ Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t 
     callerToProto(caller, req.initCaller());
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket, parent, name);
+  return r;
 }
 
 Result<Attr> MetaClient::symlink(uint64_t parent, std::string_view name, std::string_view target,
                                  const Caller& caller) {
-  return callOnce<Attr>("symlink", [&](Session& s, uint64_t op) {
+  uint64_t ticket = cache_.ticket();
+  auto r = callOnce<Attr>("symlink", [&](Session& s, uint64_t op) {
     auto req = s.meta.symlinkRequest();
     setOp(req.initOp(), op);
     req.setParent(parent);
@@ -457,6 +525,8 @@ Result<Attr> MetaClient::symlink(uint64_t parent, std::string_view name, std::st
     callerToProto(caller, req.initCaller());
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket, parent, name);
+  return r;
 }
 
 Result<std::string> MetaClient::readlink(uint64_t ino) {
@@ -472,7 +542,8 @@ Result<std::string> MetaClient::readlink(uint64_t ino) {
 }
 
 Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view newName) {
-  return callOnce<Attr>("link", [&](Session& s, uint64_t op) {
+  uint64_t ticket = cache_.ticket();
+  auto r = callOnce<Attr>("link", [&](Session& s, uint64_t op) {
     auto req = s.meta.linkRequest();
     setOp(req.initOp(), op);
     req.setIno(ino);
@@ -480,10 +551,12 @@ Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view
     req.setNewName(asData(newName));
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket, newParent);
+  return r;
 }
 
 Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& caller) {
-  return callOnce<bool>("unlink", [&](Session& s, uint64_t op) {
+  Status status = callOnce<bool>("unlink", [&](Session& s, uint64_t op) {
            auto req = s.meta.unlinkRequest();
            setOp(req.initOp(), op);
            req.setParent(parent);
@@ -496,10 +569,13 @@ Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& 
            });
          })
       .status();
+  // The reply does not say which inode lost a link.
+  cache_.invalidateAll();
+  return status;
 }
 
 Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& caller) {
-  return callOnce<bool>("rmdir", [&](Session& s, uint64_t op) {
+  Status status = callOnce<bool>("rmdir", [&](Session& s, uint64_t op) {
            auto req = s.meta.rmdirRequest();
            setOp(req.initOp(), op);
            req.setParent(parent);
@@ -512,11 +588,13 @@ Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& c
            });
          })
       .status();
+  cache_.invalidateAll();
+  return status;
 }
 
 Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newParent,
                           std::string_view newName, uint32_t flags, const Caller& caller) {
-  return callOnce<bool>("rename", [&](Session& s, uint64_t op) {
+  Status status = callOnce<bool>("rename", [&](Session& s, uint64_t op) {
            auto req = s.meta.renameRequest();
            setOp(req.initOp(), op);
            req.setParent(parent);
@@ -532,22 +610,30 @@ Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newPa
            });
          })
       .status();
+  // Renamed and replaced inodes change too; the reply names neither.
+  cache_.invalidateAll();
+  return status;
 }
 
-Result<Attr> MetaClient::open(uint64_t ino, bool truncate) {
+Result<Attr> MetaClient::open(uint64_t ino, bool truncate, bool write) {
   // Retried: after a reconnect the open is recorded in the new session.
-  return call<Attr>("open", true, [&](Session& s) {
+  uint64_t ticket = cache_.ticket();
+  auto r = call<Attr>("open", true, [&](Session& s) {
     auto req = s.meta.openRequest();
     req.setSessionId(s.sessionId);
     req.setIno(ino);
     req.setTruncate(truncate);
+    req.setWrite(write);
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  cacheReply(r, ticket, 0);
+  return r;
 }
 
 Result<Attr> MetaClient::create(uint64_t parent, std::string_view name, uint32_t mode,
                                 bool exclusive, const Caller& caller) {
-  return callOnce<Attr>("create", [&](Session& s, uint64_t op) {
+  uint64_t ticket = cache_.ticket();
+  auto r = callOnce<Attr>("create", [&](Session& s, uint64_t op) {
     auto req = s.meta.createRequest();
     setOp(req.initOp(), op);
     req.setSessionId(s.sessionId);
@@ -558,16 +644,44 @@ Result<Attr> MetaClient::create(uint64_t parent, std::string_view name, uint32_t
     callerToProto(caller, req.initCaller());
     return req.send().then([](auto r) { return attrResult(r); });
   });
+  // Only an exclusive create is known to have made a new inode.
+  cacheReply(r, ticket, parent, exclusive ? name : std::string_view());
+  return r;
 }
 
 Status MetaClient::release(uint64_t ino) {
-  return call<bool>("release", true, [&](Session& s) {
-           auto req = s.meta.releaseRequest();
-           req.setSessionId(s.sessionId);
-           req.setIno(ino);
-           return req.send().then([](auto) -> Result<bool> { return true; });
-         })
-      .status();
+  Status status = call<bool>("release", true, [&](Session& s) {
+                    auto req = s.meta.releaseRequest();
+                    req.setSessionId(s.sessionId);
+                    req.setIno(ino);
+                    return req.send().then([](auto) -> Result<bool> { return true; });
+                  })
+                      .status();
+  return status;
+}
+
+void MetaClient::releaseAsync(uint64_t ino) {
+  try {
+    loop_.run([this, ino]() {
+      if (!connection_) return;
+      // One attempt on the live session (or the one being connected): a session
+      // that is gone took its open handles with it.
+      auto sent = connection_->get().then([ino](Session s) {
+        auto req = s.meta.releaseRequest();
+        req.setSessionId(s.sessionId);
+        req.setIno(ino);
+        return req.send().ignoreResult();
+      });
+      loop_.addTask(loop_.timer()
+                        .timeoutAfter(options_.opTimeoutMs * kj::MILLISECONDS, kj::mv(sent))
+                        .catch_([ino](kj::Exception&& e) {
+                          spdlog::warn("meta: release of inode {} failed: {}", ino,
+                                       e.getDescription().cStr());
+                        }));
+    });
+  } catch (const kj::Exception& e) {
+    spdlog::warn("meta: release of inode {} failed: {}", ino, e.getDescription().cStr());
+  }
 }
 
 Result<DirPage> MetaClient::readdir(uint64_t ino, std::string_view after, uint32_t max, bool plus) {
@@ -607,7 +721,7 @@ Result<FsStats> MetaClient::statfs() {
 
 Status MetaClient::setxattr(uint64_t ino, std::string_view name, std::string_view value,
                             uint32_t flags) {
-  return callOnce<bool>("setxattr", [&](Session& s, uint64_t op) {
+  Status status = callOnce<bool>("setxattr", [&](Session& s, uint64_t op) {
            auto req = s.meta.setxattrRequest();
            setOp(req.initOp(), op);
            req.setIno(ino);
@@ -621,10 +735,14 @@ Status MetaClient::setxattr(uint64_t ino, std::string_view name, std::string_vie
            });
          })
       .status();
+  cache_.invalidate(ino);
+  return status;
 }
 
 Result<std::string> MetaClient::getxattr(uint64_t ino, std::string_view name) {
-  return call<std::string>("getxattr", true, [&](Session& s) {
+  if (cache_.xattrAbsent(ino, name, monotonicNs())) return Status::error(Code::NO_DATA, "no such xattr");
+  uint64_t ticket = cache_.ticket();
+  auto r = call<std::string>("getxattr", true, [&](Session& s) {
     auto req = s.meta.getxattrRequest();
     req.setIno(ino);
     req.setName(std::string(name));
@@ -634,6 +752,8 @@ Result<std::string> MetaClient::getxattr(uint64_t ino, std::string_view name) {
       return toString(r.getValue());
     });
   });
+  if (!r.ok() && r.status().code == Code::NO_DATA) cache_.putXattrAbsent(ino, name, ticket, monotonicNs());
+  return r;
 }
 
 Result<std::vector<std::string>> MetaClient::listxattr(uint64_t ino) {
@@ -651,7 +771,7 @@ Result<std::vector<std::string>> MetaClient::listxattr(uint64_t ino) {
 }
 
 Status MetaClient::removexattr(uint64_t ino, std::string_view name) {
-  return callOnce<bool>("removexattr", [&](Session& s, uint64_t op) {
+  Status status = callOnce<bool>("removexattr", [&](Session& s, uint64_t op) {
            auto req = s.meta.removexattrRequest();
            setOp(req.initOp(), op);
            req.setIno(ino);
@@ -663,6 +783,8 @@ Status MetaClient::removexattr(uint64_t ino, std::string_view name) {
            });
          })
       .status();
+  cache_.invalidate(ino);
+  return status;
 }
 
 Result<ExtentMap> MetaClient::getExtents(uint64_t ino, uint64_t offset, uint64_t length) {
@@ -707,7 +829,9 @@ Result<std::vector<bool>> MetaClient::findChunks(const std::vector<ChunkId>& ids
 CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& extents,
                                      const std::vector<ChunkPlacement>& newChunks,
                                      uint64_t newSize, bool setSize, int64_t mtimeNs,
-                                     uint64_t baseVersion, uint64_t journalSeq) {
+                                     uint64_t baseVersion, uint64_t journalSeq,
+                                     const SetAttrRequest* attrs, const Caller* caller) {
+  uint64_t ticket = cache_.ticket();
   auto r = call<CommitResult>("commitWrite", true, [&](Session& s) {
     auto req = s.meta.commitWriteRequest();
     req.setIno(ino);
@@ -724,6 +848,10 @@ CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& ex
       req.setJournal(clientId_);
       req.setJournalSeq(journalSeq);
     }
+    if (attrs) {
+      setAttrToProto(*attrs, req.initSetAttr());
+      callerToProto(caller ? *caller : Caller{}, req.initCaller());
+    }
     return req.send().then([this](auto r) -> Result<CommitResult> {
       hlc_.observe(r.getHlc());
       CommitResult out;
@@ -736,7 +864,12 @@ CommitResult MetaClient::commitWrite(uint64_t ino, const std::vector<Extent>& ex
       return out;
     });
   });
-  if (!r.ok()) return CommitResult{r.status(), {}, {}};
+  if (!r.ok() || !r.value().status.ok()) {
+    cache_.invalidate(ino);
+    if (!r.ok()) return CommitResult{r.status(), {}, {}};
+    return std::move(r).value();
+  }
+  cache_.putAttr(r.value().attr, ticket, monotonicNs());
   return std::move(r).value();
 }
 

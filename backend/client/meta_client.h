@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/client/invalidation_queue.h"
+#include "backend/client/meta_cache.h"
 #include "backend/client/rpc_loop.h"
 #include "backend/client/types.h"
 #include "backend/common/hybrid_clock.h"
@@ -39,6 +40,13 @@ struct MetaClientOptions {
   // Invalidations from the metadata node (changes by other clients). Called on
   // the RpcLoop thread: it must only enqueue. Null: the mount asks for none.
   std::function<void(InvalidationBatch)> onInvalidate;
+  // Flush requests from the metadata node (ClientCallback.flush). Called on the
+  // RpcLoop thread: it must not block; the promise resolves once flushed.
+  std::function<kj::Promise<void>(std::vector<uint64_t>)> onFlush;
+  // How long attributes and absent xattrs are answered from MetaCache (the
+  // mount's attr_timeout); 0: never. Only with onInvalidate (the cache must hear
+  // of other clients' changes).
+  int64_t cacheTtlNs = 0;
 };
 
 class MetaClient {
@@ -60,6 +68,9 @@ class MetaClient {
 
   Result<Attr> lookup(uint64_t parent, std::string_view name);
   Result<Attr> getattr(uint64_t ino);
+  // getattr answered from MetaCache when it holds the inode (the kernel's
+  // getattr); getattr() always asks dfs-meta.
+  Result<Attr> getattrCached(uint64_t ino);
   Result<Attr> setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller);
   Result<Attr> mknod(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                      const Caller& caller);
@@ -72,10 +83,15 @@ class MetaClient {
   Status rmdir(uint64_t parent, std::string_view name, const Caller& caller);
   Status rename(uint64_t parent, std::string_view name, uint64_t newParent,
                 std::string_view newName, uint32_t flags, const Caller& caller);
-  Result<Attr> open(uint64_t ino, bool truncate);
+  // `write`: opened for writing (dfs-meta then asks this mount to commit before
+  // another client's open of the file).
+  Result<Attr> open(uint64_t ino, bool truncate, bool write = false);
   Result<Attr> create(uint64_t parent, std::string_view name, uint32_t mode, bool exclusive,
                       const Caller& caller);
   Status release(uint64_t ino);
+  // release without waiting for the reply (close(2) does not wait for it): sent
+  // on the RPC thread in order with the calls that follow; failures are logged.
+  void releaseAsync(uint64_t ino);
   Result<DirPage> readdir(uint64_t ino, std::string_view after, uint32_t max, bool plus);
   Result<FsStats> statfs();
   Status setxattr(uint64_t ino, std::string_view name, std::string_view value, uint32_t flags);
@@ -89,10 +105,13 @@ class MetaClient {
   // `baseVersion`: the file's dataVersion the written bytes were based on (0:
   // unknown); the commit carries a fresh timestamp of hlc() (concurrent writers
   // resolve last-writer-wins by it) and the reply's server HLC is merged back.
+  // `attrs` (null: none): deferred attribute changes applied by `caller` in the
+  // same transaction (DataPath::absorbSetattr).
   CommitResult commitWrite(uint64_t ino, const std::vector<Extent>& extents,
                            const std::vector<ChunkPlacement>& newChunks, uint64_t newSize,
                            bool setSize, int64_t mtimeNs, uint64_t baseVersion = 0,
-                           uint64_t journalSeq = 0);
+                           uint64_t journalSeq = 0, const SetAttrRequest* attrs = nullptr,
+                           const Caller* caller = nullptr);
   // Journal replay: the highest journalSeq committed per inode under `journal`.
   Result<std::vector<uint64_t>> journalApplied(uint64_t journal, const std::vector<uint64_t>& inodes);
   // Drops what the metadata node keeps for the client id `journal`.
@@ -100,6 +119,7 @@ class MetaClient {
   // Returns once everything acknowledged is on the metadata node's disk.
   Status sync();
   uint64_t clientId() const { return clientId_; }
+  const MetaCache& cache() const { return cache_; }
   Result<ClusterMap> clusterMap();
 
   class Connection;  // loop-thread state; defined in meta_client.cc
@@ -116,7 +136,15 @@ class MetaClient {
   void endOp(uint64_t seq);
   void setOp(proto::OpId::Builder op, uint64_t seq);
 
+  // The caller's options with onInvalidate wrapped to drop cache_ entries first.
+  MetaClientOptions withCacheInvalidation(MetaClientOptions options);
+  // After a reply carrying `attr`: `parent` (0: none) changed too. A non-empty
+  // `name`: the reply is of a new inode made as parent/name.
+  void cacheReply(const Result<Attr>& attr, uint64_t ticket, uint64_t parent = 0,
+                  std::string_view name = {});
+
   RpcLoop& loop_;
+  MetaCache cache_;
   const MetaClientOptions options_;
   HybridClock hlc_;
   std::unique_ptr<Connection> connection_;  // used and destroyed on the loop thread only

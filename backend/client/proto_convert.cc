@@ -129,6 +129,7 @@ void setAttrToProto(const SetAttrRequest& s, proto::SetAttr::Builder b) {
   b.setSetMtime(s.setMtime);
   b.setAtimeNow(s.atimeNow);
   b.setMtimeNow(s.mtimeNow);
+  b.setCtimeNs(s.ctimeNs);
 }
 
 void callerToProto(const Caller& c, proto::Caller::Builder b) {

@@ -44,6 +44,7 @@ struct SetAttrRequest {
   uint64_t size = 0;
   int64_t atimeNs = 0;
   int64_t mtimeNs = 0;
+  int64_t ctimeNs = 0;  // 0: the metadata node's clock
   bool setMode = false, setUid = false, setGid = false, setSize = false;
   bool setAtime = false, setMtime = false, atimeNow = false, mtimeNow = false;
 };

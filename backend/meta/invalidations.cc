@@ -16,6 +16,12 @@ void Invalidations::attach(uint64_t session, uint32_t volume,
 
 void Invalidations::detach(uint64_t session) { targets_.erase(session); }
 
+kj::Maybe<proto::ClientCallback::Client> Invalidations::callbackOf(uint64_t session) {
+  auto it = targets_.find(session);
+  if (it == targets_.end()) return nullptr;
+  return it->second.callback;
+}
+
 void Invalidations::changed(uint64_t origin, uint32_t volume, const Change& change) {
   if (change.empty()) return;
   std::vector<uint64_t> stuck;

@@ -53,6 +53,9 @@ class Invalidations final : private kj::TaskSet::ErrorHandler {
   // A committed change by `origin` on `volume`: queued for every other session there.
   void changed(uint64_t origin, uint32_t volume, const Change& change);
 
+  // The callback `session` registered, if any (for Recalls).
+  kj::Maybe<proto::ClientCallback::Client> callbackOf(uint64_t session);
+
   size_t targets() const { return targets_.size(); }
   uint64_t sent() const { return sent_; }
 

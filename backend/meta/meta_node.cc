@@ -19,6 +19,7 @@ MetaNode::MetaNode(const MetaConfig& config, std::unique_ptr<MetaStore> store,
       cluster_(*store_, config.nodeTimeoutNs),
       gc_(*store_, cluster_, network, timer),
       invalidations_(timer),
+      recalls_(invalidations_, timer),
       clientOps_(*store_) {}
 
 Result<std::unique_ptr<MetaNode>> MetaNode::open(const MetaConfig& config, kj::Network* network,

@@ -16,6 +16,7 @@
 #include "backend/meta/cluster_map.h"
 #include "backend/meta/garbage_collector.h"
 #include "backend/meta/invalidations.h"
+#include "backend/meta/recalls.h"
 #include "backend/meta/meta_store.h"
 #include "backend/meta/namespace_ops.h"
 #include "backend/meta/sessions.h"
@@ -71,6 +72,8 @@ class MetaNode {
   GarbageCollector& gc() { return gc_; }
   // Cache invalidation callbacks of mounted sessions (in memory).
   Invalidations& invalidations() { return invalidations_; }
+  // Which sessions write which files; flush requests before others' opens.
+  Recalls& recalls() { return recalls_; }
   // Recent commits per inode for concurrent-writer conflicts (in memory).
   WriteConflicts& conflicts() { return conflicts_; }
   // Stored replies and journal marks per client instance (persistent).
@@ -93,6 +96,7 @@ class MetaNode {
   ClusterMap cluster_;
   GarbageCollector gc_;
   Invalidations invalidations_;
+  Recalls recalls_;
   WriteConflicts conflicts_;
   ClientOps clientOps_;
   HybridClock hlc_;

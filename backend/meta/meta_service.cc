@@ -4,9 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <optional>
 
 #include <set>
 
+#include "backend/common/metrics.h"
 #include "backend/meta/extent_map.h"
 #include "backend/meta/meta_metrics.h"
 
@@ -248,6 +250,7 @@ kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
   auto status = node_.sessions().unmount(session);
   if (status.ok()) spdlog::info("session {} unmounted", session);
   node_.invalidations().detach(session);
+  node_.recalls().ended(session);
   if (session == session_) session_ = 0;
   return waitDurable(node_);
 }
@@ -271,11 +274,8 @@ kj::Promise<void> MetaImpl::getattr(GetattrContext context) {
   return kj::READY_NOW;
 }
 
-kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
-  RpcScope rpc("setattr");
-  auto params = context.getParams();
-  auto results = context.getResults();
-  auto set = params.getSet();
+namespace {
+SetAttrRequest readSetAttr(proto::SetAttr::Reader set) {
   SetAttrRequest request;
   request.mode = set.getMode();
   request.uid = set.getUid();
@@ -292,6 +292,15 @@ kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
   request.setMtime = set.getSetMtime();
   request.atimeNow = set.getAtimeNow();
   request.mtimeNow = set.getMtimeNow();
+  return request;
+}
+}  // namespace
+
+kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
+  RpcScope rpc("setattr");
+  auto params = context.getParams();
+  auto results = context.getResults();
+  SetAttrRequest request = readSetAttr(params.getSet());
   auto inode = node_.names().setattr(params.getIno(), request, readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
@@ -407,12 +416,21 @@ kj::Promise<void> MetaImpl::rename(RenameContext context) {
 }
 
 kj::Promise<void> MetaImpl::open(OpenContext context) {
+  auto params = context.getParams();
+  // Writers elsewhere commit first (close-to-open with write-back closes).
+  return node_.recalls()
+      .beforeOpen(params.getSessionId(), params.getIno())
+      .then([this, context]() mutable { return openNow(context); });
+}
+
+kj::Promise<void> MetaImpl::openNow(OpenContext context) {
   RpcScope rpc("open");
   auto params = context.getParams();
   auto results = context.getResults();
   auto inode = node_.sessions().open(params.getSessionId(), params.getIno(), params.getTruncate());
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  if (inode.ok() && params.getWrite()) node_.recalls().opened(params.getSessionId(), params.getIno());
   Change change;
   if (params.getTruncate()) {
     node_.conflicts().forget(params.getIno());
@@ -422,6 +440,20 @@ kj::Promise<void> MetaImpl::open(OpenContext context) {
 }
 
 kj::Promise<void> MetaImpl::create(CreateContext context) {
+  auto params = context.getParams();
+  if (!params.getExclusive()) {
+    // Opening an existing file: its writers elsewhere commit first (as for open).
+    auto existing = node_.names().lookup(params.getParent(), view(params.getName()));
+    if (existing.ok() && node_.recalls().writers(existing.value().ino) > 0) {
+      return node_.recalls()
+          .beforeOpen(params.getSessionId(), existing.value().ino)
+          .then([this, context]() mutable { return createNow(context); });
+    }
+  }
+  return createNow(context);
+}
+
+kj::Promise<void> MetaImpl::createNow(CreateContext context) {
   RpcScope rpc("create");
   auto params = context.getParams();
   if (answeredBefore(context, params.getOp())) return waitDurable(node_);
@@ -435,13 +467,16 @@ kj::Promise<void> MetaImpl::create(CreateContext context) {
   change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
   change.inodes.push_back(params.getParent());
   if (inode.ok()) change.inodes.push_back(inode.value().ino);  // an existing file may be opened
+  if (inode.ok()) node_.recalls().opened(params.getSessionId(), inode.value().ino);
   return answerAndNotify(context, kj::mv(change), params.getOp());
 }
 
 kj::Promise<void> MetaImpl::release(ReleaseContext context) {
   RpcScope rpc("release");
   auto params = context.getParams();
-  node_.sessions().release(params.getSessionId(), params.getIno());
+  if (node_.sessions().release(params.getSessionId(), params.getIno())) {
+    node_.recalls().closed(params.getSessionId(), params.getIno());
+  }
   return waitDurable(node_);
 }
 
@@ -642,8 +677,15 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
   kj::Promise<void> ready = waits ? node_.gc().whenIdle() : kj::Promise<void>(kj::READY_NOW);
   uint64_t journal = params.getJournal();
   uint64_t journalSeq = params.getJournalSeq();
+  std::optional<SetAttrRequest> deferred;
+  Caller caller;
+  if (params.hasSetAttr()) {
+    deferred = readSetAttr(params.getSetAttr());
+    deferred->setSize = false;  // never a truncate: that is setattr's, with its flush
+    caller = readCaller(params.getCaller());
+  }
   return ready.then([this, context, request = kj::mv(request), hlc, baseVersion, journal,
-                     journalSeq]() mutable {
+                     journalSeq, deferred, caller]() mutable {
     auto outcome = node_.conflicts().resolve(request.ino, session_, baseVersion, hlc,
                                              request.extents, node_.store().now());
     auto result = meta::commitWrite(node_.store(), request);
@@ -651,7 +693,22 @@ kj::Promise<void> MetaImpl::commitWrite(CommitWriteContext context) {
     setStatus(results, result.status);
     results.setHlc(node_.hlc().now());
     if (result.status.ok()) {
-      fillAttr(results.initAttr(), result.inode);
+      InodeRecord inode = result.inode;
+      if (deferred) {
+        // Same group-commit transaction: the attributes land with the data.
+        auto set = node_.names().setattr(request.ino, *deferred, caller);
+        if (set.ok()) {
+          inode = set.value();
+        } else {
+          static Counter& failed = metrics().counter(
+              "dfs_meta_deferred_setattr_failed_total",
+              "Attribute changes sent with commitWrite that could not be applied");
+          failed.inc();
+          spdlog::warn("inode {}: deferred setattr of session {} not applied: {}", request.ino,
+                       session_, set.status().message);
+        }
+      }
+      fillAttr(results.initAttr(), inode);
       if (journal != 0) {
         // Same group-commit transaction as the commit itself.
         Status noted = node_.clientOps().noteJournal(journal, request.ino, journalSeq);

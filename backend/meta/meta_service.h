@@ -33,6 +33,9 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> rename(RenameContext context) override;
   kj::Promise<void> open(OpenContext context) override;
   kj::Promise<void> create(CreateContext context) override;
+  // open/create once the file's writers elsewhere committed (Recalls).
+  kj::Promise<void> openNow(OpenContext context);
+  kj::Promise<void> createNow(CreateContext context);
   kj::Promise<void> release(ReleaseContext context) override;
   kj::Promise<void> readdir(ReaddirContext context) override;
   kj::Promise<void> statfs(StatfsContext context) override;

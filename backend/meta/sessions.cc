@@ -171,12 +171,12 @@ Result<InodeRecord> SessionTable::create(uint64_t session, uint64_t parent, std:
   return inode;
 }
 
-void SessionTable::release(uint64_t session, uint64_t ino) {
+bool SessionTable::release(uint64_t session, uint64_t ino) {
   WriteTxn wtx(store_);
-  if (!wtx.status().ok()) return;
+  if (!wtx.status().ok()) return false;
   std::string key = u64PairKey(session, ino);
   auto v = wtx.get(wtx.dbs().opens, key);
-  if (!v) return;
+  if (!v) return true;
   uint32_t count = decodeOpenCount(*v);
   if (count > 1) {
     wtx.put(wtx.dbs().opens, key, encodeOpenCount(count - 1));
@@ -184,6 +184,7 @@ void SessionTable::release(uint64_t session, uint64_t ino) {
     closeAll(wtx, session, ino);
   }
   (void)wtx.commit();
+  return count <= 1;
 }
 
 size_t SessionTable::expire() {

@@ -33,7 +33,8 @@ class SessionTable {
   // EXISTS when `exclusive`, IS_DIRECTORY for directories, else simply opened.
   Result<InodeRecord> create(uint64_t session, uint64_t parent, std::string_view name,
                              uint32_t mode, bool exclusive, const Caller& caller);
-  void release(uint64_t session, uint64_t ino);
+  // Returns true when that was the session's last handle of the inode.
+  bool release(uint64_t session, uint64_t ino);
   // Ends every session whose lease has run out; returns how many.
   size_t expire();
   uint32_t leaseMs() const { return uint32_t(leaseNs_ / 1000000); }

@@ -3,6 +3,9 @@
 files that stay open, and after every write() that returned records
 "name offset length sha256" in a log on the local disk (flushed per line), so
 that a checker can verify every acknowledged write after dfs-fuse was killed.
+Now and then it also sets a file's mode and times right after writing (as tar
+does; dfs-fuse defers these to the file's next commit) and records
+"MODE name mode" once fchmod returned and "MTIME name ns" once futimens did.
 
 usage: crash_workload.py write DIR LOG SECONDS
        crash_workload.py check DIR LOG     (exit 1 on any missing/different write)
@@ -39,6 +42,13 @@ def write(directory, log_path, seconds):
                 sizes[name] = max(sizes[name], off + length)
                 log.write("%s %d %d %s\n" % (name, off, length, hashlib.sha256(data).hexdigest()))
                 n += 1
+                if rnd.random() < 0.1:
+                    mode = rnd.choice([0o600, 0o640, 0o644, 0o700, 0o755])
+                    mtime = rnd.randrange(10**18, 2 * 10**18)
+                    os.fchmod(files[name], mode)
+                    log.write("MODE %s %o\n" % (name, mode))
+                    os.utime(files[name], ns=(mtime, mtime))
+                    log.write("MTIME %s %d\n" % (name, mtime))
                 if n % 50 == 0:
                     time.sleep(0.01)
         except OSError as e:  # the mount went away under us (kill -9): expected
@@ -49,11 +59,29 @@ def write(directory, log_path, seconds):
 def check(directory, log_path):
     # Later writes may overwrite earlier ones: the expected content of every byte
     # is the last recorded write covering it.
-    writes = [line.split() for line in open(log_path) if line.strip()]
+    lines = [line.split() for line in open(log_path) if line.strip()]
+    writes = [w for w in lines if w[0] not in ("MODE", "MTIME")]
     expected = {}
     for name, off, length, digest in writes:
         expected.setdefault(name, []).append((int(off), int(length), digest))
     bad = 0
+    # The last mode set stays; the last mtime set stays unless a write followed.
+    modes, mtimes = {}, {}
+    for w in lines:
+        if w[0] == "MODE":
+            modes[w[1]] = int(w[2], 8)
+        elif w[0] == "MTIME":
+            mtimes[w[1]] = int(w[2])
+        else:
+            mtimes.pop(w[0], None)
+    for name, mode in modes.items():
+        st = os.stat(os.path.join(directory, name))
+        if st.st_mode & 0o7777 != mode:
+            print("%s: mode %o, expected %o" % (name, st.st_mode & 0o7777, mode))
+            bad += 1
+        if name in mtimes and st.st_mtime_ns != mtimes[name]:
+            print("%s: mtime %d, expected %d" % (name, st.st_mtime_ns, mtimes[name]))
+            bad += 1
     for name, items in expected.items():
         with open(os.path.join(directory, name), "rb") as f:
             content = f.read()
@@ -71,7 +99,8 @@ def check(directory, log_path):
                     print("%s: write at %d+%d differs" % (name, off, length))
                     bad += 1
             covered.append((off, end))
-    print("check: %d writes in %d files, %d bad" % (len(writes), len(expected), bad))
+    print("check: %d writes and %d attribute changes in %d files, %d bad" %
+          (len(writes), len(lines) - len(writes), len(expected), bad))
     return 1 if bad else 0
 
 

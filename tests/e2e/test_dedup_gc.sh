@@ -12,10 +12,10 @@ echo "raw bytes at start: $base"
 step "the same 100 MB file under a second name"
 head -c 100000000 /dev/urandom >"$CLUSTER_DIR/a.bin"
 cp "$CLUSTER_DIR/a.bin" "$MNT/a.bin"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 raw1=$(raw)
 cp "$MNT/a.bin" "$MNT/a-copy.bin"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 raw2=$(raw)
 first=$((raw1 - base))
 added=$((raw2 - raw1))
@@ -28,7 +28,7 @@ cmp "$CLUSTER_DIR/a.bin" "$MNT/a-copy.bin" || fail "the deduplicated copy reads 
 step "a second version of a tree with 5 % of files changed"
 make_tree "$CLUSTER_DIR/v1" 2000 11
 cp -a "$CLUSTER_DIR/v1" "$MNT/v1"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 raw3=$(raw)
 cp -a "$CLUSTER_DIR/v1" "$CLUSTER_DIR/v2"
 python3 - "$CLUSTER_DIR/v2" <<'PY'
@@ -43,7 +43,7 @@ for path in rng.sample(files, len(files) // 20):
     open(path, "wb").write(data)
 PY
 cp -a "$CLUSTER_DIR/v2" "$MNT/v2"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 raw4=$(raw)
 v1=$((raw3 - raw2))
 v2=$((raw4 - raw3))
@@ -54,7 +54,7 @@ dfsctl stats
 
 step "delete everything and collect garbage: raw usage returns to the start"
 rm -rf "$MNT/v1" "$MNT/v2" "$MNT/a.bin" "$MNT/a-copy.bin"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 dfsctl gc --grace 0 --timeout 120
 final=$(raw)
 echo "raw bytes after gc: $final (start: $base)"

@@ -6,7 +6,7 @@ cluster_start 6
 mount_volume "$MNT"
 head -c 3000000 /dev/urandom >"$MNT/data.bin"
 echo small >"$MNT/small.txt"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 
 step "status"
 dfsctl status | tee "$CLUSTER_DIR/status.txt"

@@ -8,7 +8,7 @@ mount_volume "$MNT"
 step "write files and record checksums"
 make_tree "$MNT/tree" 600 7
 head -c 60000000 /dev/urandom >"$MNT/big.bin"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 tree_sums "$MNT" >"$CLUSTER_DIR/sums.before"
 
 step "stop the whole cluster and start it again"

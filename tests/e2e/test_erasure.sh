@@ -11,7 +11,7 @@ head -c 30000000 /dev/urandom >"$CLUSTER_DIR/r.bin"
 cp "$CLUSTER_DIR/r.bin" "$MNT/r.bin"
 make_tree "$CLUSTER_DIR/src" 400 21
 cp -a "$CLUSTER_DIR/src" "$MNT/tree"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 sums=$(tree_sums "$MNT" )
 
 remount() { unmount_volume "$MNT"; mount_volume "$MNT" default "op_timeout=10"; }

@@ -122,7 +122,7 @@ head -c 12000000 /dev/urandom >"$CLUSTER_DIR/r.bin"
 cp "$CLUSTER_DIR/r.bin" "$MNT/r.bin"
 make_tree "$CLUSTER_DIR/src" 100 3
 cp -a "$CLUSTER_DIR/src" "$MNT/tree"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 cmp "$CLUSTER_DIR/r.bin" "$MNT/r.bin" || fail "read back differs"
 [ "$(tree_sums "$MNT/tree")" = "$(tree_sums "$CLUSTER_DIR/src")" ] || fail "tree differs"
 ls -lR "$MNT" >/dev/null

@@ -151,7 +151,7 @@ head -c 20000000 /dev/urandom >"$CLUSTER_DIR/big.bin"
 make_tree "$CLUSTER_DIR/src" 200 7
 cp "$CLUSTER_DIR/big.bin" "$MNT/big.bin"
 cp -a "$CLUSTER_DIR/src" "$MNT/tree"
-sync
+sync "$MNT"  # fsync of the mount directory: everything buffered is committed
 cmp "$CLUSTER_DIR/big.bin" "$MNT/big.bin" || fail "big.bin differs"
 [ "$(tree_sums "$MNT/tree")" = "$(tree_sums "$CLUSTER_DIR/src")" ] || fail "tree differs"
 umount "$MNT" || fail "umount failed"

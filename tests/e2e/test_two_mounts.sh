@@ -26,6 +26,26 @@ printf 'small' >"$A/small"
 [ "$(cat "$B/small")" = small ] || fail "small file not seen by B"
 printf 'SMALL' >"$A/small"
 [ "$(cat "$B/small")" = SMALL ] || fail "small file rewrite not seen by B"
+# Mode, owner and times set while the written bytes are still buffered (as tar
+# does) are deferred to the file's commit: A sees them at once, B after A's close.
+for size in 100 300000; do
+  python3 - "$A/attrs$size" "$size" <<'PY' || fail "deferred attributes wrong on A (size $size)"
+import os, sys
+path, size = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, os.urandom(size))
+os.fchown(fd, 1234, 5678)
+os.fchmod(fd, 0o4751)
+os.utime(fd, ns=(1000000000123456789, 1200000000987654321))
+st = os.fstat(fd)
+assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o4751, 1234, 5678), st
+assert (st.st_atime_ns, st.st_mtime_ns, st.st_size) == (1000000000123456789, 1200000000987654321, size), st
+os.close(fd)
+PY
+  got=$(stat -c '%a %u %g %s %X %Y' "$B/attrs$size")
+  [ "$got" = "4751 1234 5678 $size 1000000000 1200000000" ] || fail "B sees '$got' for attrs$size"
+  [ "$(stat -c '%y' "$B/attrs$size")" = "$(stat -c '%y' "$A/attrs$size")" ] || fail "mtime differs between A and B"
+done
 
 # wait_until START CMD...: polls every 10 ms until CMD succeeds; prints the delay
 # in ms since START (an $EPOCHREALTIME taken right after the change on A). Pure

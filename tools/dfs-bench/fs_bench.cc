@@ -154,7 +154,10 @@ void untar(const std::string& dir, const std::string& tar, Measures& out) {
   std::string dest = dir + "/untar-bench";
   mkdir(dest.c_str(), 0755);
   auto t = Clock::now();
-  run("tar -C '" + dest + "' -xf '" + tar + "' && sync -f '" + dest + "'");
+  // Until everything is durable: `sync DIR` fsyncs the directory (on DFS: all
+  // of the mount's buffered bytes committed, metadata synced), `sync -f` the
+  // file system (local disk).
+  run("tar -C '" + dest + "' -xf '" + tar + "' && sync '" + dest + "' && sync -f '" + dest + "'");
   out.samples["untar s"].push_back(secondsSince(t));
   run("rm -rf '" + dest + "'");
 }

@@ -156,3 +156,52 @@ TEST_CASE("journal: an unwritable cache directory fails clearly") {
     CHECK(j.status().message.find("cannot create cache directory") != std::string::npos);
   }
 }
+
+TEST_CASE("journal: deferred attribute changes are read back between the writes, in order") {
+  TempDir t;
+  SetAttrRequest set;
+  set.setMode = true;
+  set.mode = 04751;
+  set.setUid = true;
+  set.uid = 1234;
+  set.setMtime = true;
+  set.mtimeNs = 1500000000987654321;
+  set.setAtime = true;
+  set.atimeNs = -5;  // before 1970 round-trips too
+  {
+    auto j = Journal::open(t.path, 0xAAAA);
+    REQUIRE(j.ok());
+    REQUIRE(j.value()->appendWrite(7, 0, "hello", 11).ok());
+    auto seq = j.value()->appendSetattr(7, set, Caller{1000, 100, 42}, 99);
+    REQUIRE(seq.ok());
+    CHECK(seq.value() == 2);
+    REQUIRE(j.value()->appendWrite(7, 5, "world", 12).ok());
+  }
+  auto next = Journal::open(t.path, 0xBBBB);
+  REQUIRE(next.ok());
+  auto left = next.value()->leftovers();
+  REQUIRE(left.size() == 1);
+  auto records = readAll(left[0]);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0].type == JournalWrite::Type::kWrite);
+  CHECK(records[0].data == "hello");
+  const JournalWrite& a = records[1];
+  CHECK(a.type == JournalWrite::Type::kSetattr);
+  CHECK(a.seq == 2);
+  CHECK(a.ino == 7);
+  CHECK(a.data.empty());
+  CHECK(a.set.setMode);
+  CHECK(a.set.mode == 04751);
+  CHECK(a.set.setUid);
+  CHECK(a.set.uid == 1234);
+  CHECK_FALSE(a.set.setGid);
+  CHECK(a.set.setAtime);
+  CHECK(a.set.atimeNs == -5);
+  CHECK(a.set.setMtime);
+  CHECK(a.set.mtimeNs == 1500000000987654321);
+  CHECK_FALSE(a.set.setSize);
+  CHECK(a.set.ctimeNs == 99);
+  CHECK(a.caller.uid == 1000);
+  CHECK(a.caller.gid == 100);
+  CHECK(records[2].data == "world");
+}

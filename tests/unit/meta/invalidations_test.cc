@@ -1,5 +1,6 @@
-// Invalidation callbacks and concurrent-writer conflicts over real RPC
-// connections: two sessions (two connections) on one volume.
+// Invalidation callbacks, flush recalls (Recalls) and concurrent-writer
+// conflicts over real RPC connections: two sessions (two connections) on one
+// volume.
 #include "backend/meta/invalidations.h"
 
 #include <algorithm>
@@ -30,6 +31,8 @@ struct Received {
   std::vector<std::pair<uint64_t, std::string>> entries;
   int calls = 0;
   bool fail = false;
+  std::vector<uint64_t> flushed;  // ClientCallback.flush requests
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> flushDone;  // set: hold the answer
   bool has(uint64_t ino) const {
     return std::find(inodes.begin(), inodes.end(), ino) != inodes.end();
   }
@@ -51,6 +54,13 @@ class RecordingCallback final : public proto::ClientCallback::Server {
                                                            e.getName().size()));
     }
     return kj::READY_NOW;
+  }
+  kj::Promise<void> flush(FlushContext context) override {
+    for (uint64_t ino : context.getParams().getInodes()) out_.flushed.push_back(ino);
+    if (out_.fail) return KJ_EXCEPTION(DISCONNECTED, "client gone");
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    out_.flushDone = kj::mv(paf.fulfiller);
+    return kj::mv(paf.promise);
   }
 
  private:
@@ -187,4 +197,75 @@ TEST_CASE("invalidations: other sessions on the volume hear of committed changes
   um.setSessionId(a.session);
   um.send().wait(io.waitScope);
   CHECK(t.node->invalidations().targets() == 0);
+}
+
+TEST_CASE("recalls: an open waits until the file's writers elsewhere have flushed") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  t.groupCommit = true;
+  t.reopen();
+  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
+  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
+  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  Received gotA, gotB;
+  Mounted a = mountOn(io, address, &gotA);
+  Mounted b = mountOn(io, address, &gotB);
+
+  auto create = a.meta.createRequest();
+  create.setSessionId(a.session);
+  create.setParent(a.root);
+  create.setName(data("w"));
+  create.setMode(0644);
+  create.setExclusive(true);
+  uint64_t ino = create.send().wait(io.waitScope).getAttr().getIno();
+  CHECK(t.node->recalls().writers(ino) == 1);
+
+  auto openBy = [&](Mounted& m, bool write) {
+    auto open = m.meta.openRequest();
+    open.setSessionId(m.session);
+    open.setIno(ino);
+    open.setWrite(write);
+    return open.send();
+  };
+  // A's own open asks nobody.
+  REQUIRE(openBy(a, false).wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  CHECK(gotA.flushed.empty());
+
+  // B's open is answered only after A answered the flush request.
+  bool answered = false;
+  auto pending = openBy(b, false).then([&](auto r) {
+    answered = true;
+    return r.getStatus().getCode();
+  }).eagerlyEvaluate(nullptr);
+  settle(io);
+  REQUIRE(gotA.flushed == std::vector<uint64_t>{ino});
+  CHECK_FALSE(answered);
+  KJ_ASSERT_NONNULL(gotA.flushDone)->fulfill();
+  CHECK(pending.wait(io.waitScope) == proto::Code::OK);
+  CHECK(answered);
+  CHECK(gotB.flushed.empty());
+
+  // A releases both handles: no longer a writer, nobody is asked.
+  for (int i = 0; i < 2; ++i) {
+    auto release = a.meta.releaseRequest();
+    release.setSessionId(a.session);
+    release.setIno(ino);
+    release.send().wait(io.waitScope);
+  }
+  CHECK(t.node->recalls().writers(ino) == 0);
+  REQUIRE(openBy(b, true).wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  CHECK(gotA.flushed.size() == 1);
+  CHECK(t.node->recalls().writers(ino) == 1);  // now B writes
+
+  // A writer whose callback fails does not block the opener.
+  gotB.fail = true;
+  REQUIRE(openBy(a, false).wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  CHECK(gotB.flushed == std::vector<uint64_t>{ino});
+
+  // An unmounted session is no writer any more.
+  auto unmount = b.meta.unmountRequest();
+  unmount.setSessionId(b.session);
+  unmount.send().wait(io.waitScope);
+  CHECK(t.node->recalls().writers(ino) == 0);
 }

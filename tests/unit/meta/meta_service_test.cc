@@ -129,6 +129,58 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   CHECK(committed.getAttr().getSize() == 69);
   CHECK(committed.getAttr().getStoredBytes() == 69);
 
+  // Deferred attributes ride on a commit: applied after the extents, in the same
+  // transaction; the explicit mtime wins over the commit's own.
+  {
+    auto commit = meta.commitWriteRequest();
+    commit.setIno(ino);
+    auto extents = commit.initExtents(1);
+    extents[0].setFileOffset(0);
+    extents[0].setLength(5);
+    extents[0].setInline(data("HELLO"));
+    commit.setNewSize(5);
+    auto set = commit.initSetAttr();
+    set.setSetMode(true);
+    set.setMode(04755);
+    set.setSetUid(true);
+    set.setUid(77);
+    set.setSetMtime(true);
+    set.setMtimeNs(1200000000000000005);
+    set.setSetSize(true);  // refused: a deferred change never truncates
+    set.setSize(1);
+    commit.initCaller().setUid(0);
+    auto reply = commit.send().wait(io.waitScope);
+    REQUIRE(reply.getStatus().getCode() == proto::Code::OK);
+    CHECK(reply.getAttr().getMode() == (S_IFREG | 04755));
+    CHECK(reply.getAttr().getUid() == 77);
+    CHECK(reply.getAttr().getMtimeNs() == 1200000000000000005);
+    CHECK(reply.getAttr().getSize() == 69);
+  }
+  {
+    // chown by a non-root caller clears set-user-ID, as a plain setattr does.
+    auto commit = meta.commitWriteRequest();
+    commit.setIno(ino);
+    auto extents = commit.initExtents(1);
+    extents[0].setFileOffset(0);
+    extents[0].setLength(1);
+    extents[0].setInline(data("h"));
+    commit.setNewSize(1);
+    auto set = commit.initSetAttr();
+    set.setSetGid(true);
+    set.setGid(5);
+    commit.initCaller().setUid(77);
+    auto reply = commit.send().wait(io.waitScope);
+    REQUIRE(reply.getStatus().getCode() == proto::Code::OK);
+    CHECK(reply.getAttr().getMode() == (S_IFREG | 0755));
+    CHECK(reply.getAttr().getGid() == 5);
+    auto attr = meta.getattrRequest();
+    attr.setIno(ino);
+    auto fetched = attr.send().wait(io.waitScope);
+    CHECK(fetched.getAttr().getMode() == (S_IFREG | 0755));
+    CHECK(fetched.getAttr().getUid() == 77);
+    CHECK(fetched.getAttr().getMtimeNs() > 1200000000000000005);  // this commit had none
+  }
+
   auto read = meta.getExtentsRequest();
   read.setIno(ino);
   read.setOffset(3);
