@@ -46,6 +46,7 @@ constexpr size_t kMaxPutsInFlight = 3;
 constexpr int64_t kTrimIntervalNs = 10ll * 1000000000;
 constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry of a failed flush
 constexpr size_t kClosedPerPass = 8;  // closed files one flusher thread takes at a time
+constexpr int64_t kScanIntervalNs = 500ll * 1000000;  // flusher's scan of all files
 
 void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,
                 char* out) {
@@ -322,9 +323,12 @@ std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& 
   if (!f) return std::nullopt;
   std::lock_guard<std::mutex> lock(f->mu);
   // Buffered bytes guarantee a commit to carry the change (close, fsync, the
-  // flusher, unmount); a failed flush or another caller's pending change do not
-  // mix with it.
-  if (!f->attrKnown || f->dirty.empty() || !f->error.ok()) return std::nullopt;
+  // flusher, unmount), and so does a closed file whose commit is under way
+  // (rsync sets attributes after close): the flusher then sends the change
+  // right after. A failed flush or another caller's pending change do not mix
+  // with it.
+  bool committing = f->dirty.empty() && !f->flushing.empty() && f->closeRequested;
+  if (!f->attrKnown || (f->dirty.empty() && !committing) || !f->error.ok()) return std::nullopt;
   if (f->attrsPending && (f->pendingCaller.uid != caller.uid || f->pendingCaller.gid != caller.gid)) {
     return std::nullopt;
   }
@@ -399,7 +403,13 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
       handOff = true;
     }
   }
-  if (handOff) flusherCv_.notify_one();
+  if (handOff) {
+    {
+      std::lock_guard<std::mutex> lock(memoryMu_);
+      wakeFlusher_ = true;  // scan now: this file passed its bound
+    }
+    flusherCv_.notify_one();
+  }
   if (overFile) {
     Status status = flushFile(*f, false);
     if (!status.ok()) return status;
@@ -413,6 +423,7 @@ void DataPath::waitForMemory() {
   std::unique_lock<std::mutex> lock(memoryMu_);
   int64_t deadline = monotonicNs() + meta_.opTimeoutMs() * 1000000;
   while (dirtyBytes_ > options_.totalDirtyLimit && !stopping_ && monotonicNs() < deadline) {
+    wakeFlusher_ = true;
     flusherCv_.notify_one();
     memoryCv_.wait_for(lock, std::chrono::milliseconds(100));
   }
@@ -420,36 +431,43 @@ void DataPath::waitForMemory() {
 
 void DataPath::flusherMain() {
   int64_t lastTrimNs = 0;
-  bool more = false;  // the last pass left closed files for the next one
+  int64_t lastScanNs = 0;
   std::unique_lock<std::mutex> lock(memoryMu_);
   while (!stopping_) {
-    if (!more) {
-      flusherCv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_ || wakeFlusher_; });
-    }
+    flusherCv_.wait_for(lock, std::chrono::milliseconds(500),
+                        [&] { return stopping_ || wakeFlusher_ || !closedQueue_.empty(); });
     if (stopping_) break;
-    wakeFlusher_ = false;
-    more = false;
-    lock.unlock();
-    // Pick what to flush: under memory pressure the file with the most dirty
-    // bytes, otherwise files whose dirty data is older than flushAfterMs.
+    bool pressure = std::exchange(wakeFlusher_, false);
+    // Closed files first, a few at a time, so that the other flusher threads
+    // take the next ones: they are waiting for nothing but this commit.
     std::vector<std::pair<std::shared_ptr<FileState>, bool>> work;  // file, final
-    {
+    std::vector<std::shared_ptr<FileState>> closed;
+    while (!closedQueue_.empty() && closed.size() < kClosedPerPass) {
+      closed.push_back(std::move(closedQueue_.front()));
+      closedQueue_.pop_front();
+    }
+    if (!closedQueue_.empty()) flusherCv_.notify_one();
+    lock.unlock();
+    int64_t now = nowNs();
+    for (auto& f : closed) {
+      std::lock_guard<std::mutex> fl(f->mu);
+      if (f->claimed || !f->closeRequested || now < f->retryAfterNs) continue;
+      f->claimed = true;
+      work.emplace_back(f, true);
+    }
+    // Then, at most every 500 ms (or under memory pressure), the scan of all
+    // files: those past their bound, under memory pressure the one with the
+    // most dirty bytes, dirty data older than flushAfterMs, and closed files
+    // whose commit failed earlier (once their retry time has come).
+    if (pressure || monotonicNs() - lastScanNs >= kScanIntervalNs) {
+      lastScanNs = monotonicNs();
       std::lock_guard<std::mutex> files(filesMu_);
-      int64_t now = nowNs();
       std::shared_ptr<FileState> largest;
       uint64_t largestBytes = 0;
-      size_t closed = 0;
       for (auto& [ino, f] : files_) {
         std::lock_guard<std::mutex> fl(f->mu);
         if (f->claimed) continue;  // another flusher thread has it
         if (f->closeRequested && now >= f->retryAfterNs) {
-          // Closed: commit everything now; a few per pass, so that the other
-          // flusher threads take the rest.
-          if (closed == kClosedPerPass) {
-            more = true;
-            continue;
-          }
-          ++closed;
           f->claimed = true;
           work.emplace_back(f, true);
           continue;
@@ -479,14 +497,7 @@ void DataPath::flusherMain() {
         }
       }
     }
-    if (more) {
-      // Closed files left over: another flusher thread takes the next ones.
-      {
-        std::lock_guard<std::mutex> wake(memoryMu_);
-        wakeFlusher_ = true;
-      }
-      flusherCv_.notify_one();
-    }
+    std::vector<std::shared_ptr<FileState>> again;
     for (auto& [f, final] : work) {
       Status status = flushFile(*f, final, /*background=*/true);
       if (!status.ok()) {
@@ -494,6 +505,8 @@ void DataPath::flusherMain() {
       }
       std::lock_guard<std::mutex> fl(f->mu);
       f->claimed = false;
+      // Attributes deferred while this commit ran still have to go.
+      if (status.ok() && f->closeRequested) again.push_back(f);
     }
     // Large write bursts leave freed buffers in per-thread malloc arenas; give
     // them back to the system once things are quiet.
@@ -503,6 +516,7 @@ void DataPath::flusherMain() {
       lastTrimNs = nowMono;
     }
     lock.lock();
+    for (auto& f : again) closedQueue_.push_back(std::move(f));
   }
 }
 
@@ -536,25 +550,33 @@ Status DataPath::startFlush(uint64_t ino) {
     f->closeRequested = true;
     if (!earlier.ok()) return earlier;
   }
-  {
-    std::lock_guard<std::mutex> lock(memoryMu_);
-    wakeFlusher_ = true;
-  }
-  flusherCv_.notify_all();
+  queueClosed(std::move(f));
   return {};
 }
 
 void DataPath::afterFlush(uint64_t ino, std::function<void()> release) {
   auto f = file(ino, false);
   if (f) {
-    std::lock_guard<std::mutex> lock(f->mu);
+    std::unique_lock<std::mutex> lock(f->mu);
     if (!f->dirty.empty() || !f->flushing.empty() || f->attrsPending) {
       f->releases.push_back(std::move(release));
-      f->closeRequested = true;
+      if (!f->closeRequested) {
+        f->closeRequested = true;
+        lock.unlock();
+        queueClosed(std::move(f));
+      }
       return;
     }
   }
   release();
+}
+
+void DataPath::queueClosed(std::shared_ptr<FileState> f) {
+  {
+    std::lock_guard<std::mutex> lock(memoryMu_);
+    closedQueue_.push_back(std::move(f));
+  }
+  flusherCv_.notify_one();
 }
 
 void DataPath::truncated(uint64_t ino, uint64_t size) {

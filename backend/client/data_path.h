@@ -164,6 +164,8 @@ class DataPath {
   // Waits while `id` is being prefetched; true if it is in the cache now.
   bool awaitPrefetch(const ChunkId& id);
   void waitForMemory();
+  // Hands a closed file to the flusher threads.
+  void queueClosed(std::shared_ptr<FileState> file);
   void addDirty(int64_t delta);
 
   MetaClient& meta_;
@@ -186,7 +188,9 @@ class DataPath {
   std::condition_variable flusherCv_;
   std::atomic<uint64_t> dirtyBytes_{0};
   bool stopping_ = false;  // guarded by memoryMu_
-  bool wakeFlusher_ = false;  // a close wants its file committed; memoryMu_
+  bool wakeFlusher_ = false;  // a file passed its bound or memory is short: scan now; memoryMu_
+  // Closed files to commit now (startFlush, afterFlush); memoryMu_.
+  std::deque<std::shared_ptr<FileState>> closedQueue_;
   // Flusher threads: a commit mostly waits for RPCs, so two overlap well
   // (closed files are committed in the background).
   static constexpr int kFlushers = 2;

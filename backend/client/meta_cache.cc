@@ -13,7 +13,10 @@ std::optional<Attr> MetaCache::attr(uint64_t ino, int64_t nowNs) {
   if (!enabled()) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(ino);
-  if (it == entries_.end() || !it->second.attr || it->second.attrExpiresNs <= nowNs) return std::nullopt;
+  if (it == entries_.end() || !it->second.attr || it->second.attrExpiresNs <= nowNs ||
+      it->second.attrEpoch != attrEpoch_) {
+    return std::nullopt;
+  }
   ++hits_;
   return it->second.attr;
 }
@@ -30,6 +33,7 @@ void MetaCache::putAttr(const Attr& attr, uint64_t ticket, int64_t nowNs) {
   Entry& e = slot(attr.ino, nowNs);
   e.attr = attr;
   e.attrExpiresNs = nowNs + ttlNs_;
+  e.attrEpoch = attrEpoch_;
 }
 
 bool MetaCache::xattrAbsent(uint64_t ino, std::string_view name, int64_t nowNs) {
@@ -97,7 +101,7 @@ void MetaCache::childCreated(uint64_t dir, std::string_view name, const Attr& ch
     entries_.erase(it);  // something else changed meanwhile: start over
   } else {
     Entry& e = it->second;
-    if (e.attr) {
+    if (e.attr && e.attrEpoch == attrEpoch_) {
       e.attr->mtimeNs = e.attr->ctimeNs = child.ctimeNs;
       if (S_ISDIR(child.mode)) e.attr->nlink += 1;
     }
@@ -112,6 +116,28 @@ void MetaCache::childCreated(uint64_t dir, std::string_view name, const Attr& ch
   }
   // Answers on their way were read before this change.
   ++generation_;
+}
+
+void MetaCache::nameRemoved(uint64_t dir, std::string_view name, uint64_t newDir,
+                            std::string_view newName) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  ++attrEpoch_;  // the inodes behind the names changed (nlink, ctime): no attr is kept
+  auto it = entries_.find(dir);
+  if (it != entries_.end() && it->second.namesKnown) {
+    auto n = it->second.names.find(name);
+    if (n != it->second.names.end()) it->second.names.erase(n);
+  }
+  if (newDir == 0) return;
+  auto to = entries_.find(newDir);
+  if (to != entries_.end() && to->second.namesKnown) {
+    if (to->second.names.size() < kMaxNames) {
+      to->second.names.emplace(newName);
+    } else {
+      to->second.namesKnown = false;
+      to->second.names.clear();
+    }
+  }
 }
 
 void MetaCache::invalidate(uint64_t ino) {

@@ -18,8 +18,9 @@
 //  - dfs-meta reports the inode changed by another client (invalidate(ino)),
 //  - this client changes the inode (the change's reply replaces the attributes,
 //    or invalidate(ino) for changes whose reply carries none),
-//  - this client unlinks, renames or links anything (invalidateAll: the reply
-//    does not say which inode lost or gained a name), or reconnects.
+//  - this client unlinks, renames or links anything: every cached attribute
+//    goes (the reply does not say which inode lost or gained a name), while
+//    the names this client knows stay exact (renamed/removed), or reconnects.
 // An answer that was on its way while an invalidation arrived is not stored:
 // callers take a ticket() before the RPC and pass it back with the answer.
 //
@@ -70,6 +71,11 @@ class MetaCache {
   // This client created `child` as `dir`/`name`; the answer's ticket.
   void childCreated(uint64_t dir, std::string_view name, const Attr& child, uint64_t ticket);
 
+  // This client removed (unlink, rmdir) `dir`/`name`, or renamed it to
+  // `newDir`/`newName` (newDir 0: removed).
+  void nameRemoved(uint64_t dir, std::string_view name, uint64_t newDir = 0,
+                   std::string_view newName = {});
+
   void invalidate(uint64_t ino);
   void invalidateAll();
 
@@ -80,6 +86,7 @@ class MetaCache {
   struct Entry {
     std::optional<Attr> attr;
     int64_t attrExpiresNs = 0;
+    uint64_t attrEpoch = 0;  // valid while it equals attrEpoch_
     std::set<std::string, std::less<>> absentXattrs;
     bool noXattrs = false;  // every name is absent
     // Directories created by this client: every name in it (since creation).
@@ -95,6 +102,7 @@ class MetaCache {
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Entry> entries_;  // guarded by mu_
   uint64_t generation_ = 0;                      // guarded by mu_
+  uint64_t attrEpoch_ = 0;                       // bumped to drop every attr; mu_
   uint64_t hits_ = 0;                            // guarded by mu_
 };
 

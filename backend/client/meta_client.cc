@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>  // RENAME_EXCHANGE
 #include <random>
 
 #include "backend/client/proto_convert.h"
@@ -380,6 +381,21 @@ void MetaClient::cacheReply(const Result<Attr>& attr, uint64_t ticket, uint64_t 
   }
 }
 
+void MetaClient::nameChanged(const Status& status, uint64_t parent, std::string_view name,
+                             uint64_t newParent, std::string_view newName) {
+  if (status.ok()) {
+    // The inodes behind the names changed too (nlink, ctime); the reply does
+    // not say which, so no cached attribute is kept.
+    cache_.nameRemoved(parent, name, newParent, newName);
+    return;
+  }
+  // Failed (or unknown whether applied): what this client knows of both
+  // directories may be wrong now.
+  cache_.invalidate(parent);
+  if (newParent != 0) cache_.invalidate(newParent);
+  cache_.nameRemoved(0, {});
+}
+
 void MetaClient::setVolume(VolumeInfo volume) {
   std::lock_guard<std::mutex> lock(mu_);
   volume_ = std::move(volume);
@@ -569,8 +585,7 @@ Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& 
            });
          })
       .status();
-  // The reply does not say which inode lost a link.
-  cache_.invalidateAll();
+  nameChanged(status, parent, name);
   return status;
 }
 
@@ -588,7 +603,7 @@ Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& c
            });
          })
       .status();
-  cache_.invalidateAll();
+  nameChanged(status, parent, name);
   return status;
 }
 
@@ -610,8 +625,14 @@ Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newPa
            });
          })
       .status();
-  // Renamed and replaced inodes change too; the reply names neither.
-  cache_.invalidateAll();
+  if (flags & RENAME_EXCHANGE) {
+    // Both names stay; the inodes behind them changed.
+    cache_.invalidate(parent);
+    cache_.invalidate(newParent);
+    cache_.nameRemoved(0, {});
+  } else {
+    nameChanged(status, parent, name, newParent, newName);
+  }
   return status;
 }
 

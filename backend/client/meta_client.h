@@ -143,6 +143,10 @@ class MetaClient {
   void cacheReply(const Result<Attr>& attr, uint64_t ticket, uint64_t parent = 0,
                   std::string_view name = {});
 
+  // After unlink/rmdir (newParent 0) or rename of parent/name with `status`.
+  void nameChanged(const Status& status, uint64_t parent, std::string_view name,
+                   uint64_t newParent = 0, std::string_view newName = {});
+
   RpcLoop& loop_;
   MetaCache cache_;
   const MetaClientOptions options_;

@@ -157,3 +157,22 @@ TEST_CASE("meta cache updates a directory's attributes for an entry this client 
   cache.putAttr(dir, ticket, 0);
   CHECK_FALSE(cache.attr(20, 1));
 }
+
+TEST_CASE("meta cache keeps names exact across this client's unlink and rename, drops attributes") {
+  MetaCache cache(kSec);
+  cache.putEmptyDirectory(30, cache.ticket(), 0);
+  cache.putEmptyDirectory(31, cache.ticket(), 0);
+  Attr f = attrOf(32, 1);
+  f.mode = S_IFREG | 0644;
+  cache.childCreated(30, "tmp", f, cache.ticket());
+  cache.putAttr(f, cache.ticket(), 0);
+  CHECK_FALSE(cache.nameAbsent(30, "tmp", 1));
+  cache.nameRemoved(30, "tmp", 31, "final");  // rename 30/tmp -> 31/final
+  CHECK(cache.nameAbsent(30, "tmp", 1));
+  CHECK_FALSE(cache.nameAbsent(31, "final", 1));
+  CHECK_FALSE(cache.attr(32, 1));  // its ctime changed: asked again
+  cache.putAttr(f, cache.ticket(), 0);
+  cache.nameRemoved(31, "final");  // unlink
+  CHECK(cache.nameAbsent(31, "final", 1));
+  CHECK_FALSE(cache.attr(32, 1));
+}
