@@ -158,6 +158,18 @@ void overlayAttrs(const SetAttrRequest& set, const Caller& caller, Attr* a) {
   a->ctimeNs = std::max(a->ctimeNs, set.ctimeNs);
 }
 
+// REQUIRES: f.mu held. Lays what only this client knows over `attr`: the size
+// and mtime of buffered writes, and deferred attribute changes.
+void patchLocked(const DataPath::FileState& f, Attr* attr) {
+  uint64_t end = std::max(f.dirty.end(), mapEnd(f.flushing));
+  if (attr->size < end) attr->size = end;
+  if (!f.dirty.empty() || !f.flushing.empty()) {
+    attr->mtimeNs = std::max(attr->mtimeNs, f.lastWriteNs);
+    attr->ctimeNs = std::max(attr->ctimeNs, f.lastWriteNs);
+  }
+  if (f.attrsPending) overlayAttrs(f.pendingSet, f.pendingCaller, attr);
+}
+
 uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled, uint64_t tailOffset) {
   if (journaled.empty()) return 0;
   uint64_t mark = journaled.back().seq;
@@ -305,13 +317,7 @@ void DataPath::patchAttr(Attr* attr) {
   auto f = file(attr->ino, false);
   if (!f) return;
   std::lock_guard<std::mutex> lock(f->mu);
-  uint64_t end = std::max(f->dirty.end(), mapEnd(f->flushing));
-  if (attr->size < end) attr->size = end;
-  if (!f->dirty.empty() || !f->flushing.empty()) {
-    attr->mtimeNs = std::max(attr->mtimeNs, f->lastWriteNs);
-    attr->ctimeNs = std::max(attr->ctimeNs, f->lastWriteNs);
-  }
-  if (f->attrsPending) overlayAttrs(f->pendingSet, f->pendingCaller, attr);
+  patchLocked(*f, attr);
 }
 
 std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& set,
@@ -360,11 +366,7 @@ std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& 
       "dfs_fuse_setattr_deferred_total", "chmod/chown/utimens sent with the next data commit");
   absorbed.inc();
   Attr a = f->attr;
-  uint64_t end = std::max(f->dirty.end(), mapEnd(f->flushing));
-  if (a.size < end) a.size = end;
-  a.mtimeNs = std::max(a.mtimeNs, f->lastWriteNs);
-  a.ctimeNs = std::max(a.ctimeNs, f->lastWriteNs);
-  overlayAttrs(p, caller, &a);
+  patchLocked(*f, &a);
   return a;
 }
 

@@ -5,8 +5,9 @@
 //   FastCDC chunking -> SHA-256 ids -> findChunks (dedup) -> encodeChunk (zstd +
 //   Reed-Solomon) -> placement over the up storage nodes -> parallel, pipelined
 //   puts -> ONE commitWrite per flush.
-// A flush happens on fsync/flush/release, when a file's buffer passes its bound,
-// under global memory pressure, and in the background for data older than a few
+// A flush happens on fsync, on close (handed to the flusher threads through a
+// queue; close does not wait), when a file's buffer passes its bound, under
+// global memory pressure, and in the background for data older than a few
 // seconds. A bounded (non-final) flush keeps the bytes after the last cut point
 // buffered, so a file written sequentially chunks exactly as if written at once.
 // Small files (whole size <= the volume's inline threshold) are committed inline.

@@ -118,6 +118,12 @@ void MetaCache::childCreated(uint64_t dir, std::string_view name, const Attr& ch
   ++generation_;
 }
 
+void MetaCache::dropAttrs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  ++attrEpoch_;
+}
+
 void MetaCache::nameRemoved(uint64_t dir, std::string_view name, uint64_t newDir,
                             std::string_view newName) {
   std::lock_guard<std::mutex> lock(mu_);

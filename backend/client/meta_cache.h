@@ -76,6 +76,9 @@ class MetaCache {
   void nameRemoved(uint64_t dir, std::string_view name, uint64_t newDir = 0,
                    std::string_view newName = {});
 
+  // Every cached attribute goes (names and absent xattrs stay).
+  void dropAttrs();
+
   void invalidate(uint64_t ino);
   void invalidateAll();
 

@@ -393,7 +393,7 @@ void MetaClient::nameChanged(const Status& status, uint64_t parent, std::string_
   // directories may be wrong now.
   cache_.invalidate(parent);
   if (newParent != 0) cache_.invalidate(newParent);
-  cache_.nameRemoved(0, {});
+  cache_.dropAttrs();
 }
 
 void MetaClient::setVolume(VolumeInfo volume) {
@@ -629,7 +629,7 @@ Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newPa
     // Both names stay; the inodes behind them changed.
     cache_.invalidate(parent);
     cache_.invalidate(newParent);
-    cache_.nameRemoved(0, {});
+    cache_.dropAttrs();
   } else {
     nameChanged(status, parent, name, newParent, newName);
   }

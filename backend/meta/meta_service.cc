@@ -255,17 +255,40 @@ kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
   return waitDurable(node_);
 }
 
+// Lookups, getattrs and readdirplus pages answer with a file's size: for a file
+// that another session writes (its closes commit in the background), that
+// session commits first (Recalls), and the answer is read again after it.
 kj::Promise<void> MetaImpl::lookup(LookupContext context) {
-  RpcScope rpc("lookup");
   auto params = context.getParams();
-  auto results = context.getResults();
   auto inode = node_.names().lookup(params.getParent(), view(params.getName()));
-  reply(results, inode);
-  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  if (inode.ok() && node_.recalls().othersWrite(session_, inode.value().ino)) {
+    return node_.recalls().beforeOpen(session_, inode.value().ino).then([this, context]() mutable {
+      auto params = context.getParams();
+      answerLookup(context, node_.names().lookup(params.getParent(), view(params.getName())));
+    });
+  }
+  answerLookup(context, inode);
   return kj::READY_NOW;
 }
 
+void MetaImpl::answerLookup(LookupContext context, const Result<InodeRecord>& inode) {
+  RpcScope rpc("lookup");
+  auto results = context.getResults();
+  reply(results, inode);
+  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+}
+
 kj::Promise<void> MetaImpl::getattr(GetattrContext context) {
+  uint64_t ino = context.getParams().getIno();
+  if (node_.recalls().othersWrite(session_, ino)) {
+    return node_.recalls().beforeOpen(session_, ino).then([this, context]() mutable {
+      return getattrNow(context);
+    });
+  }
+  return getattrNow(context);
+}
+
+kj::Promise<void> MetaImpl::getattrNow(GetattrContext context) {
   RpcScope rpc("getattr");
   auto results = context.getResults();
   auto inode = node_.names().getattr(context.getParams().getIno());
@@ -441,7 +464,7 @@ kj::Promise<void> MetaImpl::openNow(OpenContext context) {
 
 kj::Promise<void> MetaImpl::create(CreateContext context) {
   auto params = context.getParams();
-  if (!params.getExclusive()) {
+  if (!params.getExclusive() && node_.recalls().any()) {
     // Opening an existing file: its writers elsewhere commit first (as for open).
     auto existing = node_.names().lookup(params.getParent(), view(params.getName()));
     if (existing.ok() && node_.recalls().writers(existing.value().ino) > 0) {
@@ -481,13 +504,33 @@ kj::Promise<void> MetaImpl::release(ReleaseContext context) {
 }
 
 kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
-  RpcScope rpc("readdir");
   auto params = context.getParams();
-  auto results = context.getResults();
   auto page = node_.names().readdir(params.getIno(), view(params.getAfter()), params.getMax(),
                                     params.getPlus());
+  if (page.ok() && params.getPlus() && node_.recalls().any()) {
+    kj::Vector<kj::Promise<void>> recalls;
+    for (const auto& e : page.value().entries) {
+      if (node_.recalls().othersWrite(session_, e.ino)) {
+        recalls.add(node_.recalls().beforeOpen(session_, e.ino));
+      }
+    }
+    if (!recalls.empty()) {
+      return kj::joinPromises(recalls.releaseAsArray()).then([this, context]() mutable {
+        auto params = context.getParams();
+        answerReaddir(context, node_.names().readdir(params.getIno(), view(params.getAfter()),
+                                                     params.getMax(), params.getPlus()));
+      });
+    }
+  }
+  answerReaddir(context, page);
+  return kj::READY_NOW;
+}
+
+void MetaImpl::answerReaddir(ReaddirContext context, const Result<ReaddirPage>& page) {
+  RpcScope rpc("readdir");
+  auto results = context.getResults();
   reply(results, page);
-  if (!page.ok()) return kj::READY_NOW;
+  if (!page.ok()) return;
   const auto& entries = page.value().entries;
   auto list = results.initEntries(unsigned(entries.size()));
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -499,7 +542,6 @@ kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
     if (entries[i].hasAttr) fillAttr(out.initAttr(), entries[i].attr);
   }
   results.setEof(page.value().eof);
-  return kj::READY_NOW;
 }
 
 kj::Promise<void> MetaImpl::statfs(StatfsContext context) {

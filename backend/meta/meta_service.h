@@ -33,6 +33,10 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> rename(RenameContext context) override;
   kj::Promise<void> open(OpenContext context) override;
   kj::Promise<void> create(CreateContext context) override;
+  // Replies built once the file's writers elsewhere committed (Recalls).
+  void answerLookup(LookupContext context, const Result<InodeRecord>& inode);
+  kj::Promise<void> getattrNow(GetattrContext context);
+  void answerReaddir(ReaddirContext context, const Result<ReaddirPage>& page);
   // open/create once the file's writers elsewhere committed (Recalls).
   kj::Promise<void> openNow(OpenContext context);
   kj::Promise<void> createNow(CreateContext context);

@@ -38,6 +38,12 @@ void Recalls::ended(uint64_t session) {
   }
 }
 
+bool Recalls::othersWrite(uint64_t session, uint64_t ino) const {
+  auto it = writers_.find(ino);
+  if (it == writers_.end()) return false;
+  return it->second.size() > 1 || it->second.count(session) == 0;
+}
+
 size_t Recalls::writers(uint64_t ino) const {
   auto it = writers_.find(ino);
   return it == writers_.end() ? 0 : it->second.size();

@@ -5,7 +5,9 @@
 // file: those with it open for writing. Before another session's open (or
 // create of an existing file) is answered, each of them is asked to commit
 // (ClientCallback.flush through the session's callback); the open then sees
-// every byte written and closed before it.
+// every byte written and closed before it. Lookups, getattrs and readdirplus
+// pages that return such a file's attributes wait the same way, so that the
+// size the opener's kernel caches is the committed one.
 //
 // What is tracked is in memory: after a restart of dfs-meta no recall happens
 // for files opened for writing before it (their bytes still reach the cluster
@@ -45,6 +47,10 @@ class Recalls {
   kj::Promise<void> beforeOpen(uint64_t opener, uint64_t ino);
 
   size_t writers(uint64_t ino) const;
+  // Some session has some file open for writing.
+  bool any() const { return !writers_.empty(); }
+  // A session other than `session` has `ino` open for writing.
+  bool othersWrite(uint64_t session, uint64_t ino) const;
   uint64_t sent() const { return sent_; }
 
  private:

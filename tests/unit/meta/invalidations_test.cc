@@ -14,7 +14,7 @@
 #include "backend/common/rpc.h"
 #include "backend/meta/extent_map.h"
 #include "backend/meta/meta_service.h"
-#include "tests/unit/meta/temp_node.h"
+#include "tests/unit/meta/served_node.h"
 
 using namespace dfs;
 using namespace dfs::meta;
@@ -103,13 +103,9 @@ void settle(kj::AsyncIoContext& io) {
 
 TEST_CASE("invalidations: other sessions on the volume hear of committed changes, the author does not") {
   auto io = kj::setupAsyncIo();
-  TempNode t;
-  t.groupCommit = true;
-  t.reopen();
-  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
-  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
-  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
-  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  ServedNode served(io);
+  TempNode& t = served.t;
+  const std::string& address = served.address;
 
   Received gotA, gotB;
   Mounted a = mountOn(io, address, &gotA);
@@ -201,13 +197,9 @@ TEST_CASE("invalidations: other sessions on the volume hear of committed changes
 
 TEST_CASE("recalls: an open waits until the file's writers elsewhere have flushed") {
   auto io = kj::setupAsyncIo();
-  TempNode t;
-  t.groupCommit = true;
-  t.reopen();
-  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
-  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
-  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
-  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  ServedNode served(io);
+  TempNode& t = served.t;
+  const std::string& address = served.address;
   Received gotA, gotB;
   Mounted a = mountOn(io, address, &gotA);
   Mounted b = mountOn(io, address, &gotB);
@@ -246,6 +238,21 @@ TEST_CASE("recalls: an open waits until the file's writers elsewhere have flushe
   CHECK(answered);
   CHECK(gotB.flushed.empty());
 
+  // So does B's lookup: the size B's kernel caches must be the committed one.
+  answered = false;
+  auto lookup = b.meta.lookupRequest();
+  lookup.setParent(b.root);
+  lookup.setName(data("w"));
+  auto looked = lookup.send().then([&](auto r) {
+    answered = true;
+    return r.getStatus().getCode();
+  }).eagerlyEvaluate(nullptr);
+  settle(io);
+  REQUIRE(gotA.flushed.size() == 2);
+  CHECK_FALSE(answered);
+  KJ_ASSERT_NONNULL(gotA.flushDone)->fulfill();
+  CHECK(looked.wait(io.waitScope) == proto::Code::OK);
+
   // A releases both handles: no longer a writer, nobody is asked.
   for (int i = 0; i < 2; ++i) {
     auto release = a.meta.releaseRequest();
@@ -255,7 +262,7 @@ TEST_CASE("recalls: an open waits until the file's writers elsewhere have flushe
   }
   CHECK(t.node->recalls().writers(ino) == 0);
   REQUIRE(openBy(b, true).wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
-  CHECK(gotA.flushed.size() == 1);
+  CHECK(gotA.flushed.size() == 2);
   CHECK(t.node->recalls().writers(ino) == 1);  // now B writes
 
   // A writer whose callback fails does not block the opener.

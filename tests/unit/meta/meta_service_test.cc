@@ -7,7 +7,7 @@
 #include <kj/async-io.h>
 
 #include "backend/common/rpc.h"
-#include "tests/unit/meta/temp_node.h"
+#include "tests/unit/meta/served_node.h"
 
 using namespace dfs;
 using namespace dfs::meta;
@@ -23,13 +23,9 @@ capnp::Data::Reader data(const char* s) {
 
 TEST_CASE("rpc: hello checks the protocol version; calls over a real connection") {
   auto io = kj::setupAsyncIo();
-  TempNode t;
-  t.groupCommit = true;  // the daemon's mode: answers wait for the batch commit
-  t.reopen();
-  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
-  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
-  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
-  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  ServedNode served(io);
+  TempNode& t = served.t;
+  const std::string& address = served.address;
   auto connection = connectRpc(io.provider->getNetwork(), address).wait(io.waitScope);
   auto gateway = connection->bootstrapAs<proto::MetaGateway>();
 
@@ -129,16 +125,22 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   CHECK(committed.getAttr().getSize() == 69);
   CHECK(committed.getAttr().getStoredBytes() == 69);
 
-  // Deferred attributes ride on a commit: applied after the extents, in the same
-  // transaction; the explicit mtime wins over the commit's own.
-  {
+  // A commit of `bytes` inline at offset 0 that also carries deferred attributes.
+  auto commitWithAttrs = [&](const char* bytes, uint32_t callerUid) {
     auto commit = meta.commitWriteRequest();
     commit.setIno(ino);
     auto extents = commit.initExtents(1);
     extents[0].setFileOffset(0);
-    extents[0].setLength(5);
-    extents[0].setInline(data("HELLO"));
-    commit.setNewSize(5);
+    extents[0].setLength(strlen(bytes));
+    extents[0].setInline(data(bytes));
+    commit.setNewSize(strlen(bytes));
+    commit.initCaller().setUid(callerUid);
+    return commit;
+  };
+  // Deferred attributes ride on a commit: applied after the extents, in the same
+  // transaction; the explicit mtime wins over the commit's own.
+  {
+    auto commit = commitWithAttrs("HELLO", 0);
     auto set = commit.initSetAttr();
     set.setSetMode(true);
     set.setMode(04755);
@@ -148,7 +150,6 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
     set.setMtimeNs(1200000000000000005);
     set.setSetSize(true);  // refused: a deferred change never truncates
     set.setSize(1);
-    commit.initCaller().setUid(0);
     auto reply = commit.send().wait(io.waitScope);
     REQUIRE(reply.getStatus().getCode() == proto::Code::OK);
     CHECK(reply.getAttr().getMode() == (S_IFREG | 04755));
@@ -158,17 +159,10 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
   }
   {
     // chown by a non-root caller clears set-user-ID, as a plain setattr does.
-    auto commit = meta.commitWriteRequest();
-    commit.setIno(ino);
-    auto extents = commit.initExtents(1);
-    extents[0].setFileOffset(0);
-    extents[0].setLength(1);
-    extents[0].setInline(data("h"));
-    commit.setNewSize(1);
+    auto commit = commitWithAttrs("h", 77);
     auto set = commit.initSetAttr();
     set.setSetGid(true);
     set.setGid(5);
-    commit.initCaller().setUid(77);
     auto reply = commit.send().wait(io.waitScope);
     REQUIRE(reply.getStatus().getCode() == proto::Code::OK);
     CHECK(reply.getAttr().getMode() == (S_IFREG | 0755));
@@ -250,13 +244,9 @@ TEST_CASE("rpc: hello checks the protocol version; calls over a real connection"
 
 TEST_CASE("rpc: a retried request with the same OpId gets the first reply, not a second effect") {
   auto io = kj::setupAsyncIo();
-  TempNode t;
-  t.groupCommit = true;
-  t.reopen();
-  auto listener = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
-  capnp::Capability::Client bootstrap = kj::heap<MetaGatewayImpl>(*t.node);
-  auto server = serveRpc(*listener, bootstrap, "dfs-meta").eagerlyEvaluate(nullptr);
-  std::string address = "127.0.0.1:" + std::to_string(listener->getPort());
+  ServedNode served(io);
+  TempNode& t = served.t;
+  const std::string& address = served.address;
   auto connection = connectRpc(io.provider->getNetwork(), address).wait(io.waitScope);
   auto hello = connection->bootstrapAs<proto::MetaGateway>().helloRequest();
   hello.setVersion(proto::PROTOCOL_VERSION);
