@@ -24,7 +24,6 @@ capnp::Data::Reader data(const char* s) {
 TEST_CASE("rpc: hello checks the protocol version; calls over a real connection") {
   auto io = kj::setupAsyncIo();
   ServedNode served(io);
-  TempNode& t = served.t;
   const std::string& address = served.address;
   auto connection = connectRpc(io.provider->getNetwork(), address).wait(io.waitScope);
   auto gateway = connection->bootstrapAs<proto::MetaGateway>();
