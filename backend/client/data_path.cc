@@ -41,6 +41,7 @@ constexpr uint64_t kExtentWindow = 64ull << 20;  // bytes of extents fetched per
 constexpr int64_t kClusterRefreshNs = 5ll * 1000000000;
 constexpr int64_t kExcludeNodeNs = 30ll * 1000000000;
 constexpr int kUploadAttempts = 3;
+constexpr int kPlacementWaits = 10;  // x 500 ms for enough up storage nodes
 constexpr int kCommitAttempts = 4;
 constexpr size_t kMaxPutsInFlight = 3;
 constexpr int64_t kTrimIntervalNs = 10ll * 1000000000;
@@ -841,7 +842,10 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
         refreshClusterMap(attempt > 0);
         std::vector<PlacementNode> up;
         std::unordered_map<uint32_t, std::string> addresses;
-        {
+        size_t usable = 0;
+        auto collect = [&] {
+          up.clear();
+          usable = 0;
           std::lock_guard<std::mutex> lock(clusterMu_);
           int64_t now = monotonicNs();
           for (const auto& n : cluster_.nodes) {
@@ -849,7 +853,16 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
             auto ex = excludedUntilNs_.find(n.id);
             bool excluded = ex != excludedUntilNs_.end() && ex->second > now;
             up.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
+            usable += n.up && !excluded;
           }
+        };
+        collect();
+        // Right after a dfs-meta restart the storage nodes re-register within a
+        // heartbeat or two: wait a little for enough of them before failing.
+        for (int wait = 0; wait < kPlacementWaits && usable < size_t(vol.ecK + vol.ecM); ++wait) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+          refreshClusterMap(true);
+          collect();
         }
         struct Batch {
           std::vector<const Piece*> pieces;
