@@ -225,6 +225,10 @@ interface ClientCallback {
   # Returns once every byte written to them so far is committed, or committing
   # failed (logged on the client; the opener then proceeds with what is there).
   # The metadata node waits at most 10 s for the answer.
+  # An inode in `inodes` may also be a directory delegated to this session
+  # (Meta.mkdirDelegated): the client then sends every absorbed change it
+  # holds (Meta.applyOps), stops absorbing in that directory, and answers; the
+  # delegation ends with the answer.
   flush @1 (inodes :List(UInt64)) -> ();
 }
 
@@ -359,6 +363,70 @@ interface Meta {
   # is committed, whose last commit an OS crash of the metadata host could undo
   # until the next sync (at most ~0.5 s later).
   sync @36 () -> (status :Status);
+
+  # --- absorbed namespace operations (docs/consistency.md) ---------------------
+  # Hands out `count` (at most 65536) fresh inode numbers, [first, first+count),
+  # for the client to name the files it creates in its delegated directories.
+  reserveInodes @37 (sessionId :UInt64, count :UInt32) -> (status :Status, first :UInt64, count :UInt32);
+  # Applies `ops` in order, each in its own transaction of one group commit, and
+  # answers when they are durable: one status per op. An op whose OpId was
+  # applied before gets its stored status. A failing op does not stop the ones
+  # after it. At most 4096 ops per call.
+  applyOps @38 (sessionId :UInt64, ops :List(NamespaceOp)) -> (statuses :List(Status));
+  # mkdir that also delegates the new directory to the calling session: until
+  # another session touches it (which first recalls it: ClientCallback.flush
+  # with the directory's inode), the client may absorb changes inside it.
+  mkdirDelegated @39 (sessionId :UInt64, parent :UInt64, name :Data, mode :UInt32, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
+}
+
+# One namespace change a client acknowledged to its application before the
+# metadata node applied it ("absorbed": see docs/consistency.md). The client
+# journals it, then sends it in order with the others through Meta.applyOps.
+# Only ever made inside directories delegated to the client (mkdir with
+# `delegate`), whose every name the client knows; so it cannot fail for a
+# reason the client did not check, except a crash or a bug, which is logged.
+struct NamespaceOp {
+  op @0 :OpId;           # exactly-once, as for the single calls
+  timeNs @1 :Int64;      # the client's clock at the change: times it sets
+  caller @2 :Caller;
+  union {
+    # A regular file, directory or symlink named parent/name with the inode
+    # number `ino` from Meta.reserveInodes, times = timeNs. `open`: the session
+    # holds the new file open (as Meta.create). Directories are delegated.
+    create @3 :NewEntry;
+    setattr @4 :SetAttrOp;        # never a size change; times explicit
+    unlink @5 :EntryOp;           # a non-directory
+    rmdir @6 :EntryOp;
+    rename @7 :RenameOp;
+    release @8 :UInt64;           # the session closes its handle of this inode
+  }
+}
+
+struct NewEntry {
+  parent @0 :UInt64;
+  name @1 :Data;
+  mode @2 :UInt32;     # type and permission bits (S_IFREG, S_IFDIR or S_IFLNK)
+  ino @3 :UInt64;
+  target @4 :Data;     # symlinks
+  open @5 :Bool;
+}
+
+struct SetAttrOp {
+  ino @0 :UInt64;
+  set @1 :SetAttr;
+}
+
+struct EntryOp {
+  parent @0 :UInt64;
+  name @1 :Data;
+}
+
+struct RenameOp {
+  parent @0 :UInt64;
+  name @1 :Data;
+  newParent @2 :UInt64;
+  newName @3 :Data;
+  flags @4 :UInt32;
 }
 
 interface StorageGateway {

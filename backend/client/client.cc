@@ -6,11 +6,14 @@
 
 namespace dfs {
 
-Client::Client(ClientOptions options) : cacheDir_(options.cacheDir) {
+Client::Client(ClientOptions options) : cacheDir_(options.cacheDir), absorb_(options.absorb) {
   invalidations_ = std::make_unique<InvalidationQueue>();
   InvalidationQueue* queue = invalidations_.get();
   options.meta.onInvalidate = [queue](InvalidationBatch batch) { queue->push(std::move(batch)); };
   flushRequests_ = std::make_unique<FlushRequests>([this](uint64_t ino) {
+    // A delegated directory, or a file created by an absorbed op: dfs-meta
+    // gets every absorbed change first.
+    if (Absorber* absorber = absorber_.get()) absorber->recall({ino});
     Status status = data_->flush(ino);
     if (!status.ok()) spdlog::warn("flush of inode {} asked by dfs-meta failed: {}", ino, status.message);
   });
@@ -28,6 +31,7 @@ Client::Client(ClientOptions options) : cacheDir_(options.cacheDir) {
 
 Client::~Client() {
   stop();
+  absorber_.reset();
   invalidations_->stop();
   flushRequests_->stop();
   data_.reset();
@@ -52,18 +56,28 @@ Status Client::start() {
   if (replayed.value().journals > 0) {
     spdlog::info("write-back journal: replayed {} journal(s) of earlier mounts", replayed.value().journals);
   }
+  if (absorb_ && meta_->cache().enabled()) {
+    absorber_ = std::make_unique<Absorber>(*meta_, *journal_);
+    meta_->setAbsorber(absorber_.get());
+  }
   return {};
 }
 
 Status Client::stop() {
   if (stopped_) return {};
   stopped_ = true;
+  if (absorber_) {
+    Status sent = absorber_->barrier();
+    if (!sent.ok()) spdlog::warn("unmount: {} (the journal keeps them)", sent.message);
+  }
   Status status = data_->flushAll();
   if (journal_ && status.ok() && journal_->liveRecords() == 0) {
     Status forgot = meta_->forgetJournal(meta_->clientId());
     if (!forgot.ok()) spdlog::warn("forgetJournal: {}", forgot.message);
   }
   invalidations_->setHandler(nullptr);
+  meta_->setAbsorber(nullptr);
+  absorber_.reset();
   meta_->stop();
   return status;
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 
+#include "backend/client/absorber.h"
 #include "backend/client/data_path.h"
 #include "backend/client/flush_requests.h"
 #include "backend/client/invalidation_queue.h"
@@ -25,6 +26,9 @@ struct ClientOptions {
   DataPathOptions data;
   // Write-back journal directory (dfs-fuse); empty: no journal (dfsctl, dfs-bench).
   std::string cacheDir;
+  // Absorb namespace changes inside directories this mount creates (Absorber;
+  // needs the journal and the metadata cache).
+  bool absorb = true;
 };
 
 class Client {
@@ -42,6 +46,7 @@ class Client {
 
   MetaClient& meta() { return *meta_; }
   Journal* journal() { return journal_.get(); }
+  Absorber* absorber() { return absorber_.get(); }
   DataPath& data() { return *data_; }
 
   // Where invalidations go after the core dropped its own caches (dfs-fuse:
@@ -61,7 +66,11 @@ class Client {
   std::unique_ptr<StoragePool> storage_;
   std::unique_ptr<Journal> journal_;  // outlives the data path that appends to it
   std::unique_ptr<DataPath> data_;
+  // Absorbed namespace changes (with a journal and the metadata cache only);
+  // stopped before the data path and the connections.
+  std::unique_ptr<Absorber> absorber_;
   std::string cacheDir_;
+  bool absorb_ = true;
   bool stopped_ = false;
 };
 

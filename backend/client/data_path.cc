@@ -46,7 +46,7 @@ constexpr int kCommitAttempts = 4;
 constexpr size_t kMaxPutsInFlight = 3;
 constexpr int64_t kTrimIntervalNs = 10ll * 1000000000;
 constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry of a failed flush
-constexpr size_t kClosedPerPass = 8;  // closed files one flusher thread takes at a time
+constexpr size_t kClosedPerPass = 2;  // closed files one flusher thread takes at a time
 constexpr int64_t kScanIntervalNs = 500ll * 1000000;  // flusher's scan of all files
 
 void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,

@@ -194,7 +194,7 @@ class DataPath {
   std::deque<std::shared_ptr<FileState>> closedQueue_;
   // Flusher threads: a commit mostly waits for RPCs, so two overlap well
   // (closed files are committed in the background).
-  static constexpr int kFlushers = 2;
+  static constexpr int kFlushers = 8;
   std::vector<std::thread> flushers_;
 
   std::mutex prefetchMu_;

@@ -27,9 +27,12 @@ constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
 // ino u64 | offset u64 | mtime i64 | data. A setattr record (type 2) has offset 0,
 // the change's ctime as mtime, and as data the attributes (kSetattrBytes):
 // flags u16 (1 mode, 2 uid, 4 gid, 8 atime, 16 mtime) | mode u32 | uid u32 | gid u32 |
-// atime i64 | mtime i64 | caller uid u32 | caller gid u32.
+// atime i64 | mtime i64 | caller uid u32 | caller gid u32. A namespace record
+// (type 3) has ino, offset and mtime 0 and as data one NamespaceOp message
+// (protocol/dfs.capnp, flat array serialization).
 constexpr uint8_t kWriteRecord = 1;
 constexpr uint8_t kSetattrRecord = 2;
+constexpr uint8_t kNamespaceRecord = 3;
 constexpr size_t kSetattrBytes = 2 + 4 + 4 + 4 + 8 + 8 + 4 + 4;
 constexpr size_t kBodyFixed = 1 + 8 + 8 + 8 + 8;
 constexpr uint32_t kMaxBody = 64u << 20;
@@ -177,6 +180,10 @@ Result<uint64_t> Journal::appendSetattr(uint64_t ino, const SetAttrRequest& set,
   appendBigEndian32(b, caller.uid);
   appendBigEndian32(b, caller.gid);
   return append(kSetattrRecord, ino, 0, ctimeNs, b);
+}
+
+Result<uint64_t> Journal::appendNamespace(std::string_view op) {
+  return append(kNamespaceRecord, 0, 0, 0, op);
 }
 
 Result<uint64_t> Journal::append(uint8_t type, uint64_t ino, uint64_t offset, int64_t timeNs,
@@ -332,7 +339,8 @@ Status Journal::scan(const LeftoverJournal& journal,
       }
       uint64_t sum = readBigEndian64(std::string_view(body).substr(len, 8));
       uint8_t type = uint8_t(body[0]);
-      bool known = type == kWriteRecord || (type == kSetattrRecord && len == kBodyFixed + kSetattrBytes);
+      bool known = type == kWriteRecord || type == kNamespaceRecord ||
+                   (type == kSetattrRecord && len == kBodyFixed + kSetattrBytes);
       if (xxh3(body.data(), len) != sum || !known) {
         spdlog::warn("journal segment {}: record {} fails its checksum or has an unknown type {}; "
                      "the rest is ignored", path, records, type);
@@ -345,6 +353,9 @@ Status Journal::scan(const LeftoverJournal& journal,
       w.offset = readBigEndian64(b, 17);
       w.mtimeNs = int64_t(readBigEndian64(b, 25));
       if (type == kWriteRecord) {
+        w.data.assign(b.substr(kBodyFixed));
+      } else if (type == kNamespaceRecord) {
+        w.type = JournalWrite::Type::kNamespace;
         w.data.assign(b.substr(kBodyFixed));
       } else {
         std::string_view a = b.substr(kBodyFixed);

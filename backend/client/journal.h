@@ -31,16 +31,17 @@
 
 namespace dfs {
 
-// One journal record: a write (bytes at offset) or a deferred attribute change
-// (chmod/chown/utimens acknowledged while the file's bytes were buffered).
+// One journal record: a write (bytes at offset), a deferred attribute change
+// (chmod/chown/utimens acknowledged while the file's bytes were buffered) or an
+// absorbed namespace change (Absorber).
 struct JournalWrite {
-  enum class Type { kWrite, kSetattr };
+  enum class Type { kWrite, kSetattr, kNamespace };
   Type type = Type::kWrite;
   uint64_t seq = 0;
   uint64_t ino = 0;
   uint64_t offset = 0;
   int64_t mtimeNs = 0;  // kSetattr: the change's ctime
-  std::string data;     // kWrite
+  std::string data;     // kWrite; kNamespace: a NamespaceOp message (ino 0)
   SetAttrRequest set;   // kSetattr: mode/uid/gid/atime/mtime, times explicit
   Caller caller;        // kSetattr
 };
@@ -82,6 +83,9 @@ class Journal {
   // and returns its seq (live until done()).
   Result<uint64_t> appendSetattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller,
                                  int64_t ctimeNs);
+  // Appends an absorbed namespace change (a NamespaceOp message, see Absorber)
+  // and returns its seq (live until done()).
+  Result<uint64_t> appendNamespace(std::string_view op);
   // The record's bytes are committed (or no longer needed).
   void done(uint64_t seq);
   // Bytes in segment files of this instance; live records.

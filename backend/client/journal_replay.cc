@@ -1,18 +1,39 @@
 #include "backend/client/journal_replay.h"
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
 namespace dfs {
+
+namespace {
+// A journaled NamespaceOp as it is sent again: a create no longer opens the
+// file (the session that held it open is gone).
+std::string replayableOp(const std::string& bytes) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return bytes;
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::FlatArrayMessageReader reader(words);
+  capnp::MallocMessageBuilder message;
+  message.setRoot(reader.getRoot<proto::NamespaceOp>());
+  auto op = message.getRoot<proto::NamespaceOp>();
+  if (op.isCreate()) op.getCreate().setOpen(false);
+  auto flat = capnp::messageToFlatArray(message);
+  auto out = flat.asBytes();
+  return std::string(reinterpret_cast<const char*>(out.begin()), out.size());
+}
+}  // namespace
 
 Result<ReplayStats> replayJournals(Journal& journal, MetaClient& meta, DataPath& data) {
   ReplayStats total;
   for (const auto& old : journal.leftovers()) {
     std::set<uint64_t> inodes;
     Status status = Journal::scan(old, [&](JournalWrite&& w) {
-      inodes.insert(w.ino);
+      if (w.type != JournalWrite::Type::kNamespace) inodes.insert(w.ino);
       return Status{};
     });
     if (!status.ok()) return status;
@@ -29,6 +50,22 @@ Result<ReplayStats> replayJournals(Journal& journal, MetaClient& meta, DataPath&
     ReplayStats stats;
     std::set<uint64_t> gone, checked;
     status = Journal::scan(old, [&](JournalWrite&& w) -> Status {
+      if (w.type == JournalWrite::Type::kNamespace) {
+        // In journal order, before the writes to what it creates. Its OpId is
+        // the old instance's: one dfs-meta applied already answers as before.
+        auto applied = meta.applyOps({replayableOp(w.data)});
+        if (!applied.ok()) return applied.status();
+        if (applied.value().size() != 1) return Status::error(Code::IO, "applyOps: wrong answer");
+        const Status& outcome = applied.value()[0];
+        if (!outcome.ok()) {
+          spdlog::warn("journal {:016x}: absorbed namespace change {} refused: {}", old.clientId,
+                       w.seq, outcome.message);
+          ++stats.dropped;
+        } else {
+          ++stats.replayed;
+        }
+        return {};
+      }
       if (w.seq <= marks[w.ino]) {
         ++stats.skipped;
         return {};

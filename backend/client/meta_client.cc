@@ -3,13 +3,16 @@
 // GCC 12 reports false "maybe-uninitialized" inside kj::_::ExceptionOr<Result<T>>.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <capnp/serialize.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>  // RENAME_EXCHANGE
+#include <cstring>
 #include <random>
 
+#include "backend/client/absorber.h"
 #include "backend/client/proto_convert.h"
 #include "backend/common/clock.h"
 #include "backend/common/rpc.h"
@@ -397,8 +400,23 @@ void MetaClient::nameChanged(const Status& status, uint64_t parent, std::string_
 }
 
 void MetaClient::setVolume(VolumeInfo volume) {
-  std::lock_guard<std::mutex> lock(mu_);
-  volume_ = std::move(volume);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    volume_ = std::move(volume);
+  }
+  // A new session: dfs-meta no longer holds this mount's delegations.
+  if (Absorber* absorber = absorber_.load()) absorber->sessionChanged();
+}
+
+Absorber* MetaClient::absorbing(uint64_t dir) {
+  Absorber* absorber = absorber_.load();
+  return absorber != nullptr && absorber->delegated(dir) ? absorber : nullptr;
+}
+
+void MetaClient::giveUp(std::initializer_list<uint64_t> dirs) {
+  Absorber* absorber = absorber_.load();
+  if (absorber == nullptr) return;
+  for (uint64_t dir : dirs) absorber->giveUp(dir);
 }
 
 VolumeInfo MetaClient::volume() const {
@@ -406,8 +424,21 @@ VolumeInfo MetaClient::volume() const {
   return volume_;
 }
 
+namespace {
+// Set while a call must not wait for absorbed operations (reserveInodes, made
+// while absorbing one).
+thread_local bool tUnordered = false;
+}  // namespace
+
 template <typename T, typename Fn>
 Result<T> MetaClient::call(const char* what, bool idempotent, Fn&& fn) {
+  // dfs-meta must see what this mount absorbed before anything that may
+  // depend on it (an inode's create before its data, a name before a lookup).
+  Absorber* absorber = absorber_.load();
+  if (absorber != nullptr && !tUnordered && !Absorber::onSenderThread()) {
+    Status sent = absorber->barrier();
+    if (!sent.ok()) return sent;
+  }
   int64_t deadline = monotonicNs() + options_.opTimeoutMs * 1000000;
   try {
     return loop_.run([&]() {
@@ -452,6 +483,9 @@ Status statusOf(Response& r) {
 }  // namespace
 
 Result<Attr> MetaClient::lookup(uint64_t parent, std::string_view name) {
+  if (Absorber* absorber = absorbing(parent)) {
+    if (auto known = absorber->lookup(parent, name)) return *known;
+  }
   if (cache_.nameAbsent(parent, name, monotonicNs())) {
     return Status::error(Code::NOT_FOUND, "no such entry");
   }
@@ -478,11 +512,18 @@ Result<Attr> MetaClient::getattr(uint64_t ino) {
 }
 
 Result<Attr> MetaClient::getattrCached(uint64_t ino) {
+  if (Absorber* absorber = absorbing(ino)) {
+    if (auto attr = absorber->directoryAttr(ino)) return *attr;
+  }
   if (auto cached = cache_.attr(ino, monotonicNs())) return *cached;
   return getattr(ino);
 }
 
 Result<Attr> MetaClient::setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller) {
+  if (Absorber* absorber = absorbing(ino)) {
+    if (auto absorbed = absorber->setattr(ino, set, caller)) return *absorbed;
+    giveUp({ino});
+  }
   uint64_t ticket = cache_.ticket();
   auto r = call<Attr>("setattr", true, [&](Session& s) {
     auto req = s.meta.setattrRequest();
@@ -498,6 +539,12 @@ Result<Attr> MetaClient::setattr(uint64_t ino, const SetAttrRequest& set, const 
 
 Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t mode,
                                uint64_t rdev, const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent); absorber && S_ISREG(mode)) {
+    if (auto absorbed = absorber->create(parent, name, S_IFREG | (mode & 07777), {}, false, caller)) {
+      return *absorbed;
+    }
+  }
+  giveUp({parent});
   uint64_t ticket = cache_.ticket();
   auto r = callOnce<Attr>("mknod", [&](Session& s, uint64_t op) {
     auto req = s.meta.mknodRequest();
@@ -515,8 +562,26 @@ Result<Attr> MetaClient::mknod(uint64_t parent, std::string_view name, uint32_t 
 
 Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t mode,
                                const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent)) {
+    if (auto absorbed = absorber->create(parent, name, S_IFDIR | (mode & 07777), {}, false, caller)) {
+      return *absorbed;
+    }
+  }
+  giveUp({parent});
   uint64_t ticket = cache_.ticket();
+  Absorber* absorber = absorber_.load();
+  // With an absorber, the new directory is delegated to this mount.
   auto r = callOnce<Attr>("mkdir", [&](Session& s, uint64_t op) {
+    if (absorber != nullptr) {
+      auto req = s.meta.mkdirDelegatedRequest();
+      setOp(req.initOp(), op);
+      req.setSessionId(s.sessionId);
+      req.setParent(parent);
+      req.setName(asData(name));
+      req.setMode(mode);
+      callerToProto(caller, req.initCaller());
+      return req.send().then([](auto r) { return attrResult(r); });
+    }
     auto req = s.meta.mkdirRequest();
     setOp(req.initOp(), op);
     req.setParent(parent);
@@ -526,11 +591,18 @@ Result<Attr> MetaClient::mkdir(uint64_t parent, std::string_view name, uint32_t 
     return req.send().then([](auto r) { return attrResult(r); });
   });
   cacheReply(r, ticket, parent, name);
+  if (r.ok() && absorber != nullptr) absorber->adopt(r.value());
   return r;
 }
 
 Result<Attr> MetaClient::symlink(uint64_t parent, std::string_view name, std::string_view target,
                                  const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent)) {
+    if (auto absorbed = absorber->create(parent, name, S_IFLNK | 0777, target, false, caller)) {
+      return *absorbed;
+    }
+  }
+  giveUp({parent});
   uint64_t ticket = cache_.ticket();
   auto r = callOnce<Attr>("symlink", [&](Session& s, uint64_t op) {
     auto req = s.meta.symlinkRequest();
@@ -558,6 +630,7 @@ Result<std::string> MetaClient::readlink(uint64_t ino) {
 }
 
 Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view newName) {
+  giveUp({newParent});
   uint64_t ticket = cache_.ticket();
   auto r = callOnce<Attr>("link", [&](Session& s, uint64_t op) {
     auto req = s.meta.linkRequest();
@@ -572,6 +645,10 @@ Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view
 }
 
 Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent)) {
+    if (auto absorbed = absorber->remove(parent, name, false, caller)) return *absorbed;
+  }
+  giveUp({parent});
   Status status = callOnce<bool>("unlink", [&](Session& s, uint64_t op) {
            auto req = s.meta.unlinkRequest();
            setOp(req.initOp(), op);
@@ -590,6 +667,10 @@ Status MetaClient::unlink(uint64_t parent, std::string_view name, const Caller& 
 }
 
 Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent)) {
+    if (auto absorbed = absorber->remove(parent, name, true, caller)) return *absorbed;
+  }
+  giveUp({parent});
   Status status = callOnce<bool>("rmdir", [&](Session& s, uint64_t op) {
            auto req = s.meta.rmdirRequest();
            setOp(req.initOp(), op);
@@ -609,6 +690,12 @@ Status MetaClient::rmdir(uint64_t parent, std::string_view name, const Caller& c
 
 Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newParent,
                           std::string_view newName, uint32_t flags, const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent); absorber && absorbing(newParent)) {
+    if (auto absorbed = absorber->rename(parent, name, newParent, newName, flags, caller)) {
+      return *absorbed;
+    }
+  }
+  giveUp({parent, newParent});
   Status status = callOnce<bool>("rename", [&](Session& s, uint64_t op) {
            auto req = s.meta.renameRequest();
            setOp(req.initOp(), op);
@@ -653,6 +740,13 @@ Result<Attr> MetaClient::open(uint64_t ino, bool truncate, bool write) {
 
 Result<Attr> MetaClient::create(uint64_t parent, std::string_view name, uint32_t mode,
                                 bool exclusive, const Caller& caller) {
+  if (Absorber* absorber = absorbing(parent)) {
+    if (auto absorbed = absorber->create(parent, name, S_IFREG | (mode & 07777), {}, true, caller)) {
+      return *absorbed;
+    }
+    // Opening an existing file changes nothing in the directory.
+    if (!absorber->hasName(parent, name)) absorber->giveUp(parent);
+  }
   uint64_t ticket = cache_.ticket();
   auto r = callOnce<Attr>("create", [&](Session& s, uint64_t op) {
     auto req = s.meta.createRequest();
@@ -682,6 +776,8 @@ Status MetaClient::release(uint64_t ino) {
 }
 
 void MetaClient::releaseAsync(uint64_t ino) {
+  // In order with absorbed operations (the create of the file, maybe).
+  if (Absorber* absorber = absorber_.load(); absorber && absorber->release(ino)) return;
   try {
     loop_.run([this, ino]() {
       if (!connection_) return;
@@ -742,6 +838,7 @@ Result<FsStats> MetaClient::statfs() {
 
 Status MetaClient::setxattr(uint64_t ino, std::string_view name, std::string_view value,
                             uint32_t flags) {
+  giveUp({ino});
   Status status = callOnce<bool>("setxattr", [&](Session& s, uint64_t op) {
            auto req = s.meta.setxattrRequest();
            setOp(req.initOp(), op);
@@ -792,6 +889,7 @@ Result<std::vector<std::string>> MetaClient::listxattr(uint64_t ino) {
 }
 
 Status MetaClient::removexattr(uint64_t ino, std::string_view name) {
+  giveUp({ino});
   Status status = callOnce<bool>("removexattr", [&](Session& s, uint64_t op) {
            auto req = s.meta.removexattrRequest();
            setOp(req.initOp(), op);
@@ -966,6 +1064,42 @@ Result<T> MetaClient::callOnce(const char* what, Fn&& fn) {
   auto result = call<T>(what, true, [&](Session& s) { return fn(s, seq); });
   endOp(seq);
   return result;
+}
+
+Result<std::pair<uint64_t, uint32_t>> MetaClient::reserveInodes(uint32_t count) {
+  tUnordered = true;  // made while absorbing: must not wait for the absorbed
+  auto r = call<std::pair<uint64_t, uint32_t>>("reserveInodes", true, [&](Session& s) {
+    auto req = s.meta.reserveInodesRequest();
+    req.setSessionId(s.sessionId);
+    req.setCount(count);
+    return req.send().then([](auto r) -> Result<std::pair<uint64_t, uint32_t>> {
+      Status status = statusOf(r);
+      if (!status.ok()) return status;
+      return std::make_pair(r.getFirst(), r.getCount());
+    });
+  });
+  tUnordered = false;
+  return r;
+}
+
+Result<std::vector<Status>> MetaClient::applyOps(const std::vector<std::string>& ops) {
+  // Retried as a whole: every op carries its OpId.
+  return call<std::vector<Status>>("applyOps", true, [&](Session& s) {
+    auto req = s.meta.applyOpsRequest();
+    req.setSessionId(s.sessionId);
+    auto list = req.initOps(unsigned(ops.size()));
+    for (size_t i = 0; i < ops.size(); ++i) {
+      auto words = kj::heapArray<capnp::word>(ops[i].size() / sizeof(capnp::word));
+      memcpy(words.begin(), ops[i].data(), words.size() * sizeof(capnp::word));
+      capnp::FlatArrayMessageReader reader(words);
+      list.setWithCaveats(unsigned(i), reader.getRoot<proto::NamespaceOp>());
+    }
+    return req.send().then([](auto r) -> Result<std::vector<Status>> {
+      std::vector<Status> statuses;
+      for (auto status : r.getStatuses()) statuses.push_back(fromProto(status));
+      return statuses;
+    });
+  });
 }
 
 Status MetaClient::sync() {

@@ -11,13 +11,16 @@
 // thread. Lock order: MetaClient::mu_ is a leaf; it is never held across run().
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "backend/client/invalidation_queue.h"
@@ -48,6 +51,8 @@ struct MetaClientOptions {
   // of other clients' changes).
   int64_t cacheTtlNs = 0;
 };
+
+class Absorber;
 
 class MetaClient {
  public:
@@ -118,6 +123,13 @@ class MetaClient {
   Status forgetJournal(uint64_t journal);
   // Returns once everything acknowledged is on the metadata node's disk.
   Status sync();
+  // Absorbed namespace operations (Absorber): `count` fresh inode numbers
+  // (first, count); one batch of NamespaceOp messages applied in order.
+  Result<std::pair<uint64_t, uint32_t>> reserveInodes(uint32_t count);
+  Result<std::vector<Status>> applyOps(const std::vector<std::string>& ops);
+  // From now on, changes inside directories delegated to this mount are
+  // absorbed, and every other call first waits for what was absorbed (null: off).
+  void setAbsorber(Absorber* absorber) { absorber_.store(absorber); }
   uint64_t clientId() const { return clientId_; }
   const MetaCache& cache() const { return cache_; }
   Result<ClusterMap> clusterMap();
@@ -127,8 +139,13 @@ class MetaClient {
   void setVolume(VolumeInfo volume);
 
  private:
+  friend class Absorber;  // OpIds, the cache
   template <typename T, typename Fn>
   Result<T> call(const char* what, bool idempotent, Fn&& fn);
+  // The absorber when `dir` is delegated to this mount, else null; before a
+  // change made synchronously inside it, the absorber gives the directory up.
+  Absorber* absorbing(uint64_t dir);
+  void giveUp(std::initializer_list<uint64_t> dirs);
   // A non-idempotent call made exactly-once with an OpId: fn(Session&, seq).
   template <typename T, typename Fn>
   Result<T> callOnce(const char* what, Fn&& fn);
@@ -158,6 +175,7 @@ class MetaClient {
   std::mutex opsMu_;   // leaf
   uint64_t nextOp_ = 1;              // guarded by opsMu_
   std::set<uint64_t> outstanding_;   // seqs of calls without a reply yet; opsMu_
+  std::atomic<Absorber*> absorber_{nullptr};
 };
 
 }  // namespace dfs

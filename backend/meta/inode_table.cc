@@ -20,7 +20,8 @@ void saveInode(WriteTxn& wtx, const InodeRecord& inode) {
 InodeRecord allocateInode(WriteTxn& wtx, uint32_t volume, uint32_t mode, uint32_t uid,
                           uint32_t gid) {
   InodeRecord inode;
-  inode.ino = wtx.nextId(kNextInode, 1);
+  // An absorbed create names its inode itself (checked by createEntry).
+  inode.ino = wtx.clientIno() != 0 ? wtx.clientIno() : wtx.nextId(kNextInode, 1);
   inode.volume = volume;
   inode.mode = mode;
   inode.nlink = S_ISDIR(mode) ? 2 : 1;

@@ -1,6 +1,7 @@
 #include "backend/meta/meta_service.h"
 
 #include <capnp/serialize.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -133,6 +134,20 @@ kj::Promise<void> waitDurable(MetaNode& node) {
 
 }  // namespace
 
+template <typename Context, typename Fn>
+kj::Promise<void> MetaImpl::guarded(std::initializer_list<uint64_t> inodes, Context context,
+                                    Fn now) {
+  kj::Vector<kj::Promise<void>> recalls;
+  for (uint64_t ino : inodes) {
+    if (node_.recalls().othersWrite(session_, ino)) {
+      recalls.add(node_.recalls().beforeOpen(session_, ino));
+    }
+  }
+  if (recalls.empty()) return now(context);
+  return kj::joinPromises(recalls.releaseAsArray())
+      .then([context, now = kj::mv(now)]() mutable { return now(context); });
+}
+
 kj::Promise<void> MetaGatewayImpl::hello(HelloContext context) {
   RpcScope rpc("hello");
   auto params = context.getParams();
@@ -259,6 +274,13 @@ kj::Promise<void> MetaImpl::unmount(UnmountContext context) {
 // that another session writes (its closes commit in the background), that
 // session commits first (Recalls), and the answer is read again after it.
 kj::Promise<void> MetaImpl::lookup(LookupContext context) {
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](LookupContext context) {
+    return lookupNow(context);
+  });
+}
+
+kj::Promise<void> MetaImpl::lookupNow(LookupContext context) {
   auto params = context.getParams();
   auto inode = node_.names().lookup(params.getParent(), view(params.getName()));
   if (inode.ok() && node_.recalls().othersWrite(session_, inode.value().ino)) {
@@ -320,35 +342,55 @@ SetAttrRequest readSetAttr(proto::SetAttr::Reader set) {
 }  // namespace
 
 kj::Promise<void> MetaImpl::setattr(SetattrContext context) {
-  RpcScope rpc("setattr");
-  auto params = context.getParams();
-  auto results = context.getResults();
-  SetAttrRequest request = readSetAttr(params.getSet());
-  auto inode = node_.names().setattr(params.getIno(), request, readCaller(params.getCaller()));
-  reply(results, inode);
-  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  if (inode.ok() && request.setSize) node_.conflicts().forget(params.getIno());
-  Change change;
-  change.inodes.push_back(params.getIno());
-  return answerAndNotify(context, kj::mv(change));
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getIno()}, context, [this](SetattrContext context) -> kj::Promise<void> {
+    RpcScope rpc("setattr");
+    auto params = context.getParams();
+    auto results = context.getResults();
+    SetAttrRequest request = readSetAttr(params.getSet());
+    auto inode = node_.names().setattr(params.getIno(), request, readCaller(params.getCaller()));
+    reply(results, inode);
+    if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+    if (inode.ok() && request.setSize) node_.conflicts().forget(params.getIno());
+    Change change;
+    change.inodes.push_back(params.getIno());
+    return answerAndNotify(context, kj::mv(change));
+  });
 }
 
 kj::Promise<void> MetaImpl::mknod(MknodContext context) {
-  RpcScope rpc("mknod");
-  auto params = context.getParams();
-  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
-  auto results = context.getResults();
-  auto inode = node_.names().mknod(params.getParent(), view(params.getName()), params.getMode(),
-                                   params.getRdev(), readCaller(params.getCaller()));
-  reply(results, inode);
-  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  Change change;
-  change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
-  change.inodes.push_back(params.getParent());
-  return answerAndNotify(context, kj::mv(change), params.getOp());
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](MknodContext context) -> kj::Promise<void> {
+    RpcScope rpc("mknod");
+    auto params = context.getParams();
+    if (answeredBefore(context, params.getOp())) return waitDurable(node_);
+    auto results = context.getResults();
+    auto inode = node_.names().mknod(params.getParent(), view(params.getName()), params.getMode(),
+                                     params.getRdev(), readCaller(params.getCaller()));
+    reply(results, inode);
+    if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+    Change change;
+    change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
+    change.inodes.push_back(params.getParent());
+    return answerAndNotify(context, kj::mv(change), params.getOp());
+  });
 }
 
 kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context,
+                 [this](MkdirContext context) { return mkdirNow(context, 0); });
+}
+
+kj::Promise<void> MetaImpl::mkdirDelegated(MkdirDelegatedContext context) {
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](MkdirDelegatedContext context) {
+    return mkdirNow(context, context.getParams().getSessionId());
+  });
+}
+
+template <typename Context>
+kj::Promise<void> MetaImpl::mkdirNow(Context context, uint64_t delegateTo) {
   RpcScope rpc("mkdir");
   auto params = context.getParams();
   if (answeredBefore(context, params.getOp())) return waitDurable(node_);
@@ -357,6 +399,7 @@ kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
                                    readCaller(params.getCaller()));
   reply(results, inode);
   if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+  if (inode.ok() && delegateTo != 0) node_.recalls().delegate(delegateTo, inode.value().ino);
   Change change;
   change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
   change.inodes.push_back(params.getParent());
@@ -364,18 +407,21 @@ kj::Promise<void> MetaImpl::mkdir(MkdirContext context) {
 }
 
 kj::Promise<void> MetaImpl::symlink(SymlinkContext context) {
-  RpcScope rpc("symlink");
-  auto params = context.getParams();
-  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
-  auto results = context.getResults();
-  auto inode = node_.names().symlink(params.getParent(), view(params.getName()),
-                                     view(params.getTarget()), readCaller(params.getCaller()));
-  reply(results, inode);
-  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  Change change;
-  change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
-  change.inodes.push_back(params.getParent());
-  return answerAndNotify(context, kj::mv(change), params.getOp());
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](SymlinkContext context) -> kj::Promise<void> {
+    RpcScope rpc("symlink");
+    auto params = context.getParams();
+    if (answeredBefore(context, params.getOp())) return waitDurable(node_);
+    auto results = context.getResults();
+    auto inode = node_.names().symlink(params.getParent(), view(params.getName()),
+                                       view(params.getTarget()), readCaller(params.getCaller()));
+    reply(results, inode);
+    if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+    Change change;
+    change.entries.emplace_back(params.getParent(), std::string(view(params.getName())));
+    change.inodes.push_back(params.getParent());
+    return answerAndNotify(context, kj::mv(change), params.getOp());
+  });
 }
 
 kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
@@ -388,54 +434,66 @@ kj::Promise<void> MetaImpl::readlink(ReadlinkContext context) {
 }
 
 kj::Promise<void> MetaImpl::link(LinkContext context) {
-  RpcScope rpc("link");
-  auto params = context.getParams();
-  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
-  auto results = context.getResults();
-  auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
-  reply(results, inode);
-  if (inode.ok()) fillAttr(results.initAttr(), inode.value());
-  Change change;
-  change.entries.emplace_back(params.getNewParent(), std::string(view(params.getNewName())));
-  change.inodes.push_back(params.getNewParent());
-  change.inodes.push_back(params.getIno());
-  return answerAndNotify(context, kj::mv(change), params.getOp());
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getIno(), guardParams.getNewParent()}, context, [this](LinkContext context) -> kj::Promise<void> {
+    RpcScope rpc("link");
+    auto params = context.getParams();
+    if (answeredBefore(context, params.getOp())) return waitDurable(node_);
+    auto results = context.getResults();
+    auto inode = node_.names().link(params.getIno(), params.getNewParent(), view(params.getNewName()));
+    reply(results, inode);
+    if (inode.ok()) fillAttr(results.initAttr(), inode.value());
+    Change change;
+    change.entries.emplace_back(params.getNewParent(), std::string(view(params.getNewName())));
+    change.inodes.push_back(params.getNewParent());
+    change.inodes.push_back(params.getIno());
+    return answerAndNotify(context, kj::mv(change), params.getOp());
+  });
 }
 
 kj::Promise<void> MetaImpl::unlink(UnlinkContext context) {
-  RpcScope rpc("unlink");
-  auto params = context.getParams();
-  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
-  Change change;
-  addEntryChange(change, params.getParent(), view(params.getName()));
-  setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
-                                                       readCaller(params.getCaller())));
-  return answerAndNotify(context, kj::mv(change), params.getOp());
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](UnlinkContext context) -> kj::Promise<void> {
+    RpcScope rpc("unlink");
+    auto params = context.getParams();
+    if (answeredBefore(context, params.getOp())) return waitDurable(node_);
+    Change change;
+    addEntryChange(change, params.getParent(), view(params.getName()));
+    setStatus(context.getResults(), node_.names().unlink(params.getParent(), view(params.getName()),
+                                                         readCaller(params.getCaller())));
+    return answerAndNotify(context, kj::mv(change), params.getOp());
+  });
 }
 
 kj::Promise<void> MetaImpl::rmdir(RmdirContext context) {
-  RpcScope rpc("rmdir");
-  auto params = context.getParams();
-  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
-  Change change;
-  addEntryChange(change, params.getParent(), view(params.getName()));
-  setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
-                                                      readCaller(params.getCaller())));
-  return answerAndNotify(context, kj::mv(change), params.getOp());
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](RmdirContext context) -> kj::Promise<void> {
+    RpcScope rpc("rmdir");
+    auto params = context.getParams();
+    if (answeredBefore(context, params.getOp())) return waitDurable(node_);
+    Change change;
+    addEntryChange(change, params.getParent(), view(params.getName()));
+    setStatus(context.getResults(), node_.names().rmdir(params.getParent(), view(params.getName()),
+                                                        readCaller(params.getCaller())));
+    return answerAndNotify(context, kj::mv(change), params.getOp());
+  });
 }
 
 kj::Promise<void> MetaImpl::rename(RenameContext context) {
-  RpcScope rpc("rename");
-  auto params = context.getParams();
-  if (answeredBefore(context, params.getOp())) return waitDurable(node_);
-  Change change;
-  addEntryChange(change, params.getParent(), view(params.getName()));
-  addEntryChange(change, params.getNewParent(), view(params.getNewName()));
-  setStatus(context.getResults(),
-            node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
-                                 view(params.getNewName()), params.getFlags(),
-                                 readCaller(params.getCaller())));
-  return answerAndNotify(context, kj::mv(change), params.getOp());
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent(), guardParams.getNewParent()}, context, [this](RenameContext context) -> kj::Promise<void> {
+    RpcScope rpc("rename");
+    auto params = context.getParams();
+    if (answeredBefore(context, params.getOp())) return waitDurable(node_);
+    Change change;
+    addEntryChange(change, params.getParent(), view(params.getName()));
+    addEntryChange(change, params.getNewParent(), view(params.getNewName()));
+    setStatus(context.getResults(),
+              node_.names().rename(params.getParent(), view(params.getName()), params.getNewParent(),
+                                   view(params.getNewName()), params.getFlags(),
+                                   readCaller(params.getCaller())));
+    return answerAndNotify(context, kj::mv(change), params.getOp());
+  });
 }
 
 kj::Promise<void> MetaImpl::open(OpenContext context) {
@@ -463,6 +521,13 @@ kj::Promise<void> MetaImpl::openNow(OpenContext context) {
 }
 
 kj::Promise<void> MetaImpl::create(CreateContext context) {
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getParent()}, context, [this](CreateContext context) {
+    return createExisting(context);
+  });
+}
+
+kj::Promise<void> MetaImpl::createExisting(CreateContext context) {
   auto params = context.getParams();
   if (!params.getExclusive() && node_.recalls().any()) {
     // Opening an existing file: its writers elsewhere commit first (as for open).
@@ -504,6 +569,13 @@ kj::Promise<void> MetaImpl::release(ReleaseContext context) {
 }
 
 kj::Promise<void> MetaImpl::readdir(ReaddirContext context) {
+  auto guardParams = context.getParams();
+  return guarded({guardParams.getIno()}, context, [this](ReaddirContext context) {
+    return readdirNow(context);
+  });
+}
+
+kj::Promise<void> MetaImpl::readdirNow(ReaddirContext context) {
   auto params = context.getParams();
   auto page = node_.names().readdir(params.getIno(), view(params.getAfter()), params.getMax(),
                                     params.getPlus());
@@ -930,6 +1002,189 @@ kj::Promise<void> MetaImpl::sync(SyncContext context) {
     if (!status.ok()) spdlog::error("sync: {}", status.message);
     setStatus(context.getResults(), status);
   });
+}
+
+}  // namespace dfs::meta
+
+namespace dfs::meta {
+
+// --- absorbed namespace operations ------------------------------------------
+
+namespace {
+constexpr uint32_t kMaxReserve = 65536;
+constexpr unsigned kMaxApplyOps = 4096;
+
+std::string statusMessage(const Status& status) {
+  capnp::MallocMessageBuilder message;
+  toProto(status, message.initRoot<proto::Status>());
+  auto flat = capnp::messageToFlatArray(message);
+  auto bytes = flat.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::optional<Status> storedStatus(const std::string& stored) {
+  if (stored.empty() || stored.size() % sizeof(capnp::word) != 0) return std::nullopt;
+  auto words = kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+  memcpy(words.begin(), stored.data(), stored.size());
+  capnp::FlatArrayMessageReader reader(words);
+  return fromProto(reader.getRoot<proto::Status>());
+}
+}  // namespace
+
+kj::Promise<void> MetaImpl::reserveInodes(ReserveInodesContext context) {
+  RpcScope rpc("reserveInodes");
+  auto params = context.getParams();
+  auto results = context.getResults();
+  uint32_t count = params.getCount();
+  if (count == 0 || count > kMaxReserve) {
+    setStatus(results, Status::error(Code::INVALID, "reserve 1.." + std::to_string(kMaxReserve) +
+                                                        " inode numbers"));
+    return kj::READY_NOW;
+  }
+  if (!node_.sessions().keepalive(params.getSessionId()).ok()) {
+    setStatus(results, Status::error(Code::STALE, "unknown or expired session"));
+    return kj::READY_NOW;
+  }
+  WriteTxn wtx(node_.store());
+  uint64_t first = wtx.nextId(kNextInode, 1, count);
+  Status status = wtx.commit();
+  setStatus(results, status);
+  if (status.ok()) {
+    results.setFirst(first);
+    results.setCount(count);
+  }
+  return answerWhenDurable(node_, context);
+}
+
+Status MetaImpl::applyOne(uint64_t session, proto::NamespaceOp::Reader op, Change& change) {
+  auto id = op.getOp();
+  if (id.getClient() != 0 && !op.isRelease()) {
+    if (auto stored = node_.clientOps().reply(id.getClient(), id.getSeq())) {
+      if (auto status = storedStatus(*stored)) return *status;
+      spdlog::error("stored status of client {:016x} op {} is corrupt: applying again",
+                    id.getClient(), id.getSeq());
+    }
+  }
+  const Caller caller = readCaller(op.getCaller());
+  const int64_t timeNs = op.getTimeNs();
+  Status result;
+  MetaStore& store = node_.store();
+  switch (op.which()) {
+    case proto::NamespaceOp::CREATE: {
+      auto e = op.getCreate();
+      std::string_view name = view(e.getName());
+      const uint32_t type = e.getMode() & S_IFMT;
+      if (e.getIno() == 0) {
+        result = Status::error(Code::INVALID, "absorbed create without an inode number");
+        break;
+      }
+      store.stampNextTxn(timeNs, e.getIno());
+      Result<InodeRecord> made = Status::error(Code::INVALID, "absorbed create of an unknown type");
+      if (type == S_IFREG && e.getOpen()) {
+        made = node_.sessions().create(session, e.getParent(), name, e.getMode(), true, caller);
+        if (made.ok()) node_.recalls().opened(session, made.value().ino);
+      } else if (type == S_IFREG) {
+        made = node_.names().mknod(e.getParent(), name, e.getMode(), 0, caller);
+      } else if (type == S_IFDIR) {
+        made = node_.names().mkdir(e.getParent(), name, e.getMode(), caller);
+        if (made.ok()) node_.recalls().delegate(session, made.value().ino);
+      } else if (type == S_IFLNK) {
+        made = node_.names().symlink(e.getParent(), name, view(e.getTarget()), caller);
+      }
+      if (made.ok() && made.value().ino != e.getIno()) {
+        spdlog::error("absorbed create of {}/{} made inode {}, not {}", e.getParent(), name,
+                      made.value().ino, e.getIno());
+      }
+      result = made.status();
+      change.entries.emplace_back(e.getParent(), std::string(name));
+      change.inodes.push_back(e.getParent());
+      break;
+    }
+    case proto::NamespaceOp::SETATTR: {
+      auto e = op.getSetattr();
+      SetAttrRequest request = readSetAttr(e.getSet());
+      if (request.setSize || request.atimeNow || request.mtimeNow) {
+        result = Status::error(Code::INVALID, "an absorbed setattr has explicit times and no size");
+        break;
+      }
+      store.stampNextTxn(timeNs, 0);
+      result = node_.names().setattr(e.getIno(), request, caller).status();
+      change.inodes.push_back(e.getIno());
+      break;
+    }
+    case proto::NamespaceOp::UNLINK:
+    case proto::NamespaceOp::RMDIR: {
+      auto e = op.isUnlink() ? op.getUnlink() : op.getRmdir();
+      std::string_view name = view(e.getName());
+      addEntryChange(change, e.getParent(), name);
+      store.stampNextTxn(timeNs, 0);
+      result = op.isUnlink() ? node_.names().unlink(e.getParent(), name, caller)
+                             : node_.names().rmdir(e.getParent(), name, caller);
+      break;
+    }
+    case proto::NamespaceOp::RENAME: {
+      auto e = op.getRename();
+      addEntryChange(change, e.getParent(), view(e.getName()));
+      addEntryChange(change, e.getNewParent(), view(e.getNewName()));
+      store.stampNextTxn(timeNs, 0);
+      result = node_.names().rename(e.getParent(), view(e.getName()), e.getNewParent(),
+                                    view(e.getNewName()), e.getFlags(), caller);
+      break;
+    }
+    case proto::NamespaceOp::RELEASE:
+      if (node_.sessions().release(session, op.getRelease())) {
+        node_.recalls().closed(session, op.getRelease());
+      }
+      return {};
+    default:
+      result = Status::error(Code::INVALID, "unknown absorbed operation");
+  }
+  store.stampNextTxn(0, 0);  // an op refused before its transaction leaves none behind
+  if (id.getClient() != 0) {
+    Status stored = node_.clientOps().remember(id.getClient(), id.getSeq(), id.getDoneBelow(),
+                                               statusMessage(result));
+    if (!stored.ok()) spdlog::error("cannot store the status of op {}: {}", id.getSeq(), stored.message);
+  }
+  if (!result.ok()) {
+    static Counter& failed = metrics().counter(
+        "dfs_meta_absorbed_failed_total",
+        "Absorbed namespace operations (applyOps) that failed: logged, the client was wrong");
+    failed.inc();
+    spdlog::warn("session {}: absorbed operation {} failed: {}", session, id.getSeq(),
+                 result.message);
+  }
+  return result;
+}
+
+kj::Promise<void> MetaImpl::applyOps(ApplyOpsContext context) {
+  RpcScope rpc("applyOps");
+  auto params = context.getParams();
+  auto ops = params.getOps();
+  auto statuses = context.getResults().initStatuses(ops.size());
+  const uint64_t session = params.getSessionId();
+  Status refused;
+  if (ops.size() > kMaxApplyOps) {
+    refused = Status::error(Code::INVALID, "more than " + std::to_string(kMaxApplyOps) + " ops");
+  } else if (!node_.sessions().keepalive(session).ok()) {
+    refused = Status::error(Code::STALE, "unknown or expired session");
+  }
+  Change change;
+  for (unsigned i = 0; i < ops.size(); ++i) {
+    toProto(refused.ok() ? applyOne(session, ops[i], change) : refused, statuses[i]);
+  }
+  MetaNode& node = node_;
+  uint32_t volume = volume_;
+  return node.whenDurable().then(
+      [&node, context, session, volume, change = kj::mv(change)](Status status) mutable {
+        auto statuses = context.getResults().getStatuses();
+        if (!status.ok()) {
+          for (auto s : statuses) {
+            if (s.getCode() == Code::OK) toProto(status, s);
+          }
+          return;
+        }
+        node.invalidations().changed(session, volume, change);
+      });
 }
 
 }  // namespace dfs::meta

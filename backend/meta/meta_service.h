@@ -6,6 +6,8 @@
 // Thread: the metadata node's event-loop thread.
 #pragma once
 
+#include <initializer_list>
+
 #include "backend/meta/meta_node.h"
 #include "protocol/dfs.capnp.h"
 
@@ -33,7 +35,16 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> rename(RenameContext context) override;
   kj::Promise<void> open(OpenContext context) override;
   kj::Promise<void> create(CreateContext context) override;
+  kj::Promise<void> reserveInodes(ReserveInodesContext context) override;
+  kj::Promise<void> applyOps(ApplyOpsContext context) override;
+  kj::Promise<void> mkdirDelegated(MkdirDelegatedContext context) override;
   // Replies built once the file's writers elsewhere committed (Recalls).
+  kj::Promise<void> lookupNow(LookupContext context);
+  kj::Promise<void> readdirNow(ReaddirContext context);
+  kj::Promise<void> createExisting(CreateContext context);
+  // mkdir and mkdirDelegated (delegateTo: the session, 0: none).
+  template <typename Context>
+  kj::Promise<void> mkdirNow(Context context, uint64_t delegateTo);
   void answerLookup(LookupContext context, const Result<InodeRecord>& inode);
   kj::Promise<void> getattrNow(GetattrContext context);
   void answerReaddir(ReaddirContext context, const Result<ReaddirPage>& page);
@@ -72,6 +83,13 @@ class MetaImpl final : public proto::Meta::Server {
   // A retry of a request already applied: answers it with the stored reply.
   template <typename Context>
   bool answeredBefore(Context& context, proto::OpId::Reader op);
+  // Runs `now(context)` once every other session that holds one of `inodes`
+  // (a delegated directory, a file open for writing) has sent what it holds
+  // back (Recalls); at once when none does.
+  template <typename Context, typename Fn>
+  kj::Promise<void> guarded(std::initializer_list<uint64_t> inodes, Context context, Fn now);
+  // One absorbed operation of applyOps; adds what changed to `change`.
+  Status applyOne(uint64_t session, proto::NamespaceOp::Reader op, Change& change);
   // Invalidations for removing/replacing the entry (parent, name): the entry,
   // the parent and the inode it names now (if any).
   void addEntryChange(Change& change, uint64_t parent, std::string_view name);

@@ -383,6 +383,10 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_
 
 WriteTxn::WriteTxn(MetaStore& store)
     : store_(store), batched_(bool(store.onBatchOpened_)), now_(store.now()) {
+  if (store.stampNow_ != 0) now_ = store.stampNow_;
+  clientIno_ = store.stampIno_;
+  store.stampNow_ = 0;
+  store.stampIno_ = 0;
   if (batched_) {
     if (!store.batch_) {
       store.batch_ = std::make_unique<LmdbTxn>(store.env(), LmdbTxn::Mode::kWrite);
@@ -418,17 +422,22 @@ void WriteTxn::fail(Status status) {
   if (error_.ok()) error_ = std::move(status);
 }
 
-uint64_t WriteTxn::nextId(const char* counter, uint64_t first) {
-  uint64_t value = first;
+uint64_t WriteTxn::peekId(const char* counter, uint64_t first) {
   if (auto v = get(store_.dbs().counters, counter)) {
     auto decoded = decodeCounter(*v);
     if (!decoded.ok()) {
       fail(decoded.status());
       return 0;
     }
-    value = decoded.value();
+    return decoded.value();
   }
-  put(store_.dbs().counters, counter, encodeCounter(value + 1));
+  return first;
+}
+
+uint64_t WriteTxn::nextId(const char* counter, uint64_t first, uint64_t count) {
+  uint64_t value = peekId(counter, first);
+  if (value == 0) return 0;
+  put(store_.dbs().counters, counter, encodeCounter(value + count));
   return value;
 }
 

@@ -262,6 +262,15 @@ class MetaStore {
   // periodic tick); it is a no-op when nothing was committed since.
   Status sync();
 
+  // Absorbed operations (Meta.applyOps): the next WriteTxn takes its time from
+  // the client's clock (`nowNs`, 0: the server's) and gives the inode it
+  // creates the number `ino` the client chose from its reserved range (0: a
+  // fresh one). Consumed by that WriteTxn; single-threaded like the rest.
+  void stampNextTxn(int64_t nowNs, uint64_t ino) {
+    stampNow_ = nowNs;
+    stampIno_ = ino;
+  }
+
  private:
   friend class WriteTxn;
   static int64_t defaultNow();
@@ -276,6 +285,8 @@ class MetaStore {
   Status batchError_;               // set when an operation poisoned the batch
   std::vector<std::function<void(const Status&)>> batchWaiters_;
   bool unsynced_ = true;  // a commit since the last sync()
+  int64_t stampNow_ = 0;   // stampNextTxn
+  uint64_t stampIno_ = 0;  // stampNextTxn
 };
 
 // One operation's write transaction: its own LMDB transaction, or with group
@@ -297,6 +308,9 @@ class WriteTxn {
   StatsRecord& stats() { return stats_; }
   // One timestamp for the whole transaction, so all times it sets agree.
   int64_t now() const { return now_; }
+  // The inode number the client chose for the inode this transaction creates
+  // (MetaStore::stampNextTxn); 0: allocate one.
+  uint64_t clientIno() const { return clientIno_; }
 
   // get/put/del are safe (no-ops) when the transaction failed to begin.
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key) const {
@@ -309,8 +323,10 @@ class WriteTxn {
     return txn_->get() != nullptr && txn_->del(dbi, key);
   }
   void fail(Status status);  // records an error found while decoding
-  // Returns and increments a counter (starting at `first` when absent).
-  uint64_t nextId(const char* counter, uint64_t first = 1);
+  // Returns a counter and advances it by `count` (starting at `first` when absent).
+  uint64_t nextId(const char* counter, uint64_t first = 1, uint64_t count = 1);
+  // The counter's current value (`first` when absent), unchanged.
+  uint64_t peekId(const char* counter, uint64_t first = 1);
   Status commit();
 
  private:
@@ -322,6 +338,7 @@ class WriteTxn {
   bool committed_ = false;
   StatsRecord stats_;
   int64_t now_;
+  uint64_t clientIno_ = 0;
   Status error_;
 };
 

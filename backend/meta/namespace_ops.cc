@@ -79,6 +79,14 @@ Result<InodeRecord> Namespace::createEntry(WriteTxn& wtx, uint64_t parentIno,
   if (!loaded.ok()) return loaded.status();
   InodeRecord parent = loaded.value();
   if (parent.nlink == 0) return Status::error(Code::NOT_FOUND, "directory was removed");
+  if (uint64_t ino = wtx.clientIno(); ino != 0) {
+    // Only numbers handed out by reserveInodes, and never one in use or used
+    // before (an existing record; a removed inode's number is not checked).
+    if (ino >= wtx.peekId(kNextInode, 1) || wtx.get(wtx.dbs().inodes, u64Key(ino))) {
+      return Status::error(Code::INVALID, "inode number " + std::to_string(ino) +
+                                              " was not reserved or is in use");
+    }
+  }
   if (findEntry(wtx.txn(), wtx.dbs(), parentIno, name)) {
     return Status::error(Code::EXISTS, "entry exists");
   }

@@ -9,6 +9,13 @@
 // pages that return such a file's attributes wait the same way, so that the
 // size the opener's kernel caches is the committed one.
 //
+// Delegated directories work the same way: a session that made a directory
+// with Meta.mkdirDelegated (or an absorbed mkdir) may acknowledge changes
+// inside it before sending them (Meta.applyOps). Before another session's
+// operation on such a directory (as parent, target or result) is answered, the
+// holder is asked to send them (a flush of the directory's inode), and the
+// delegation ends.
+//
 // What is tracked is in memory: after a restart of dfs-meta no recall happens
 // for files opened for writing before it (their bytes still reach the cluster
 // within the clients' flush delay).
@@ -41,9 +48,13 @@ class Recalls {
   void closed(uint64_t session, uint64_t ino);
   // The session ended (unmount).
   void ended(uint64_t session);
+  // `dir` is delegated to `session` until another session's operation on it.
+  void delegate(uint64_t session, uint64_t dir);
+  bool delegated(uint64_t dir) const { return delegated_.count(dir) != 0; }
 
   // Resolves once every session other than `opener` that has `ino` open for
-  // writing answered a flush request, failed to, or timed out. Never throws.
+  // writing (or delegated) answered a flush request, failed to, or timed out;
+  // a delegation ends then. Never throws.
   kj::Promise<void> beforeOpen(uint64_t opener, uint64_t ino);
 
   size_t writers(uint64_t ino) const;
@@ -58,6 +69,7 @@ class Recalls {
   kj::Timer* timer_;
   std::map<uint64_t, std::set<uint64_t>> writers_;    // ino -> sessions
   std::map<uint64_t, std::set<uint64_t>> bySession_;  // session -> inodes
+  std::set<uint64_t> delegated_;  // directories among writers_' inodes
   uint64_t sent_ = 0;
 };
 

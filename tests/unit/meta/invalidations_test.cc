@@ -276,3 +276,142 @@ TEST_CASE("recalls: an open waits until the file's writers elsewhere have flushe
   unmount.send().wait(io.waitScope);
   CHECK(t.node->recalls().writers(ino) == 0);
 }
+
+namespace {
+
+// One NamespaceOp of an applyOps request (OpId client 77, `seq`).
+proto::NamespaceOp::Builder opAt(capnp::List<proto::NamespaceOp>::Builder ops, unsigned i,
+                                 uint64_t seq, int64_t timeNs) {
+  auto op = ops[i];
+  op.initOp().setClient(77);
+  op.getOp().setSeq(seq);
+  op.setTimeNs(timeNs);
+  return op;
+}
+
+}  // namespace
+
+TEST_CASE("absorbed ops: reserved inodes, applied in order once, delegation recalled") {
+  auto io = kj::setupAsyncIo();
+  ServedNode served(io);
+  TempNode& t = served.t;
+  Received gotA, gotB;
+  Mounted a = mountOn(io, served.address, &gotA);
+  Mounted b = mountOn(io, served.address, &gotB);
+
+  auto mkdir = a.meta.mkdirDelegatedRequest();
+  mkdir.setSessionId(a.session);
+  mkdir.setParent(a.root);
+  mkdir.setName(data("d"));
+  mkdir.setMode(0755);
+  auto made = mkdir.send().wait(io.waitScope);
+  REQUIRE(made.getStatus().getCode() == proto::Code::OK);
+  const uint64_t dir = made.getAttr().getIno();
+  CHECK(t.node->recalls().delegated(dir));
+
+  auto reserve = a.meta.reserveInodesRequest();
+  reserve.setSessionId(a.session);
+  reserve.setCount(4);
+  auto reserved = reserve.send().wait(io.waitScope);
+  REQUIRE(reserved.getStatus().getCode() == proto::Code::OK);
+  const uint64_t first = reserved.getFirst();
+  CHECK(first > dir);
+  auto none = a.meta.reserveInodesRequest();
+  none.setSessionId(a.session);
+  none.setCount(0);
+  CHECK(none.send().wait(io.waitScope).getStatus().getCode() == proto::Code::INVALID);
+
+  const int64_t when = int64_t(1700000000) * 1000000000 + 123;
+  auto apply = [&](bool withBad) {
+    auto request = a.meta.applyOpsRequest();
+    request.setSessionId(a.session);
+    auto ops = request.initOps(withBad ? 6 : 4);
+    auto create = opAt(ops, 0, 1, when).initCreate();
+    create.setParent(dir);
+    create.setName(data("f"));
+    create.setMode(S_IFREG | 0640);
+    create.setIno(first);
+    create.setOpen(true);
+    auto chmod = opAt(ops, 1, 2, when + 1).initSetattr();
+    chmod.setIno(dir);
+    chmod.initSet().setMode(0700);
+    chmod.getSet().setSetMode(true);
+    chmod.getSet().setCtimeNs(when + 1);
+    auto sub = opAt(ops, 2, 3, when + 2).initCreate();
+    sub.setParent(dir);
+    sub.setName(data("sub"));
+    sub.setMode(S_IFDIR | 0755);
+    sub.setIno(first + 1);
+    auto rename = opAt(ops, 3, 4, when + 3).initRename();
+    rename.setParent(dir);
+    rename.setName(data("f"));
+    rename.setNewParent(dir);
+    rename.setNewName(data("g"));
+    if (withBad) {
+      auto unreserved = opAt(ops, 4, 5, when).initCreate();
+      unreserved.setParent(dir);
+      unreserved.setName(data("x"));
+      unreserved.setMode(S_IFREG | 0644);
+      unreserved.setIno(first + 100000);
+      auto inUse = opAt(ops, 5, 6, when).initCreate();
+      inUse.setParent(dir);
+      inUse.setName(data("y"));
+      inUse.setMode(S_IFREG | 0644);
+      inUse.setIno(first);
+    }
+    std::vector<proto::Code> codes;
+    for (auto s : request.send().wait(io.waitScope).getStatuses()) codes.push_back(s.getCode());
+    return codes;
+  };
+  using C = proto::Code;
+  CHECK(apply(false) == std::vector<C>{C::OK, C::OK, C::OK, C::OK});
+  // Retried (a lost answer, a replayed journal): stored statuses, no second effect.
+  CHECK(apply(true) == std::vector<C>{C::OK, C::OK, C::OK, C::OK, C::INVALID, C::INVALID});
+
+  auto file = t.node->names().lookup(dir, "g");
+  REQUIRE(file.ok());
+  CHECK(file.value().ino == first);
+  CHECK(file.value().mode == (S_IFREG | 0640));
+  CHECK(file.value().ctimeNs >= when);
+  CHECK_FALSE(t.node->names().lookup(dir, "f").ok());
+  auto d = t.node->names().getattr(dir);
+  REQUIRE(d.ok());
+  CHECK((d.value().mode & 07777) == 0700);
+  CHECK(d.value().nlink == 3);
+  CHECK(d.value().mtimeNs == when + 3);  // the rename's time, from the client
+  CHECK(t.node->recalls().delegated(first + 1));  // an absorbed mkdir is delegated too
+  CHECK(t.node->recalls().writers(first) == 1);   // created open
+
+  // B's lookup inside the delegated directory waits until A sent what it holds.
+  bool answered = false;
+  auto lookup = b.meta.lookupRequest();
+  lookup.setParent(dir);
+  lookup.setName(data("g"));
+  auto looked = lookup.send().then([&](auto r) {
+    answered = true;
+    return r.getStatus().getCode();
+  }).eagerlyEvaluate(nullptr);
+  settle(io);
+  REQUIRE(gotA.flushed == std::vector<uint64_t>{dir});
+  CHECK_FALSE(answered);
+  KJ_ASSERT_NONNULL(gotA.flushDone)->fulfill();
+  settle(io);
+  CHECK_FALSE(t.node->recalls().delegated(dir));  // the delegation ended with the answer
+  // The file itself is open for writing by A (created open): it is flushed too.
+  REQUIRE(gotA.flushed == std::vector<uint64_t>{dir, first});
+  CHECK_FALSE(answered);
+  KJ_ASSERT_NONNULL(gotA.flushDone)->fulfill();
+  CHECK(looked.wait(io.waitScope) == proto::Code::OK);
+  // The directory asks nobody the second time.
+  auto again = b.meta.getattrRequest();
+  again.setIno(dir);
+  CHECK(again.send().wait(io.waitScope).getStatus().getCode() == proto::Code::OK);
+  CHECK(gotA.flushed.size() == 2);
+
+  // A queued release ends the open.
+  auto request = a.meta.applyOpsRequest();
+  request.setSessionId(a.session);
+  request.initOps(1)[0].setRelease(first);
+  CHECK(request.send().wait(io.waitScope).getStatuses()[0].getCode() == proto::Code::OK);
+  CHECK(t.node->recalls().writers(first) == 0);
+}
