@@ -14,17 +14,31 @@ namespace {
 // A journaled NamespaceOp as it is sent again: a create no longer opens the
 // file (the session that held it open is gone).
 std::string replayableOp(const std::string& bytes) {
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return bytes;
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return {};
+  try {
+    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    memcpy(words.begin(), bytes.data(), bytes.size());
+    capnp::FlatArrayMessageReader reader(words);
+    capnp::MallocMessageBuilder message;
+    message.setRoot(reader.getRoot<proto::NamespaceOp>());
+    auto op = message.getRoot<proto::NamespaceOp>();
+    if (op.isCreate()) op.getCreate().setOpen(false);
+    auto flat = capnp::messageToFlatArray(message);
+    auto out = flat.asBytes();
+    return std::string(reinterpret_cast<const char*>(out.begin()), out.size());
+  } catch (const kj::Exception& e) {
+    spdlog::error("journal: undecodable namespace record: {}", e.getDescription().cStr());
+    return {};
+  }
+}
+
+// The op's OpId seq, and whether it may end a file (unlink, rename over it).
+std::pair<uint64_t, bool> opSeqAndRemoves(const std::string& bytes) {
   auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   memcpy(words.begin(), bytes.data(), bytes.size());
   capnp::FlatArrayMessageReader reader(words);
-  capnp::MallocMessageBuilder message;
-  message.setRoot(reader.getRoot<proto::NamespaceOp>());
-  auto op = message.getRoot<proto::NamespaceOp>();
-  if (op.isCreate()) op.getCreate().setOpen(false);
-  auto flat = capnp::messageToFlatArray(message);
-  auto out = flat.asBytes();
-  return std::string(reinterpret_cast<const char*>(out.begin()), out.size());
+  auto op = reader.getRoot<proto::NamespaceOp>();
+  return {op.getOp().getSeq(), op.isUnlink() || op.isRmdir() || op.isRename()};
 }
 }  // namespace
 
@@ -37,6 +51,7 @@ Result<ReplayStats> replayJournals(Journal& journal, MetaClient& meta, DataPath&
       return Status{};
     });
     if (!status.ok()) return status;
+    inodes.insert(0);  // the mark of inode 0: the last absorbed op applied (OpId seq)
     std::vector<uint64_t> list(inodes.begin(), inodes.end());
     std::map<uint64_t, uint64_t> marks;
     if (!list.empty()) {
@@ -51,9 +66,26 @@ Result<ReplayStats> replayJournals(Journal& journal, MetaClient& meta, DataPath&
     std::set<uint64_t> gone, checked;
     status = Journal::scan(old, [&](JournalWrite&& w) -> Status {
       if (w.type == JournalWrite::Type::kNamespace) {
-        // In journal order, before the writes to what it creates. Its OpId is
-        // the old instance's: one dfs-meta applied already answers as before.
-        auto applied = meta.applyOps({replayableOp(w.data)});
+        // In journal order, before the writes to what it creates, unless
+        // dfs-meta applied it already (its OpId seq is at most the mark).
+        std::string op = replayableOp(w.data);
+        if (op.empty()) {
+          ++stats.dropped;
+          spdlog::warn("journal {:016x}: record {} is no namespace operation; skipped",
+                       old.clientId, w.seq);
+          return {};
+        }
+        auto [seq, removes] = opSeqAndRemoves(op);
+        if (seq <= marks[0]) {
+          ++stats.skipped;
+          return {};
+        }
+        if (removes) {
+          // The writes before it in the journal reach the file while it exists.
+          Status flushed = data.flushAll();
+          if (!flushed.ok()) return flushed;
+        }
+        auto applied = meta.applyOps({op});
         if (!applied.ok()) return applied.status();
         if (applied.value().size() != 1) return Status::error(Code::IO, "applyOps: wrong answer");
         const Status& outcome = applied.value()[0];

@@ -1141,8 +1141,11 @@ Status MetaImpl::applyOne(uint64_t session, proto::NamespaceOp::Reader op, Chang
   }
   store.stampNextTxn(0, 0);  // an op refused before its transaction leaves none behind
   if (id.getClient() != 0) {
+    // Its status for a retry, and the client's watermark for a journal replay
+    // (the journal mark of inode 0: absorbed ops are applied in seq order).
     Status stored = node_.clientOps().remember(id.getClient(), id.getSeq(), id.getDoneBelow(),
                                                statusMessage(result));
+    if (stored.ok()) stored = node_.clientOps().noteJournal(id.getClient(), 0, id.getSeq());
     if (!stored.ok()) spdlog::error("cannot store the status of op {}: {}", id.getSeq(), stored.message);
   }
   if (!result.ok()) {

@@ -64,7 +64,46 @@ for name in synced synced_small; do
     fail "fsync'd $name lost after kill -9 and cache deletion"
 done
 
-step "(c) clean unmount leaves no journal; a cache directory serves one mount"
+step "(c) absorbed namespace changes survive kill -9 while dfs-meta cannot take them"
+mkdir "$M/ns"
+echo warm >"$M/ns/warm"  # the mount reserves inode numbers while dfs-meta answers
+sync "$M"
+kill -STOP "$(pid_of meta)"
+python3 - "$M/ns" <<'PY'
+import os, sys
+d = sys.argv[1]
+for i in range(30):
+    sub = os.path.join(d, f"dir{i}")
+    os.mkdir(sub)
+    for j in range(4):
+        with open(os.path.join(sub, f"f{j}"), "w") as f:
+            f.write(f"{i}/{j}\n")
+    os.rename(os.path.join(sub, "f0"), os.path.join(sub, "renamed"))
+    os.unlink(os.path.join(sub, "f1"))
+    os.symlink("renamed", os.path.join(sub, "link"))
+    os.chmod(sub, 0o750)
+os.mkdir(os.path.join(d, "gone"))
+os.rmdir(os.path.join(d, "gone"))
+PY
+kill_mount
+kill -CONT "$(pid_of meta)"
+mount_volume "$M" default "cache_dir=$CACHE"
+grep "absorbed\|replayed:" "$CLUSTER_DIR/fuse_m.log" | tail -3
+python3 - "$M/ns" <<'PY' || fail "absorbed namespace changes lost or wrong after kill -9 and replay"
+import os, stat, sys
+d = sys.argv[1]
+assert sorted(os.listdir(d)) == sorted(["warm"] + [f"dir{i}" for i in range(30)]), os.listdir(d)
+for i in range(30):
+    sub = os.path.join(d, f"dir{i}")
+    assert stat.S_IMODE(os.stat(sub).st_mode) == 0o750, (sub, oct(os.stat(sub).st_mode))
+    assert sorted(os.listdir(sub)) == ["f2", "f3", "link", "renamed"], (sub, os.listdir(sub))
+    assert open(os.path.join(sub, "renamed")).read() == f"{i}/0\n"
+    assert open(os.path.join(sub, "f3")).read() == f"{i}/3\n"
+    assert os.readlink(os.path.join(sub, "link")) == "renamed"
+print("absorbed changes verified")
+PY
+
+step "(d) clean unmount leaves no journal; a cache directory serves one mount"
 dd if=/dev/urandom of="$M/last" bs=1M count=3 status=none
 mkdir -p "$CLUSTER_DIR/other"
 timeout 30 "$DFS_BIN/dfs-fuse" "127.0.0.1:$META_PORT:/default" "$CLUSTER_DIR/other" -f \
