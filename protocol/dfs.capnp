@@ -451,4 +451,20 @@ interface Storage {
   # Fragment ids stored before `beforeNs`, in id order after `after`, for orphan GC.
   list @3 (after :Data, max :UInt32, beforeNs :Int64) -> (ids :List(Data), eof :Bool);
   info @4 () -> (uuid :Text, capacityBytes :UInt64, usedBytes :UInt64, fragments :UInt64, corruptFragments :UInt64);
+
+  # Several fragments in one call: what a reader wants from this node for many chunks
+  # at once. `results[i]` answers `ids[i]` exactly as `get` would (same checksum check
+  # on disk, a corrupt fragment is counted and answered io without bytes). `status` is
+  # for the call as a whole: invalid, with `results` empty and nothing read, when
+  # `ids` holds more than 1024 ids, an id that is not 33 bytes, or fragments whose
+  # data (lengths from the node's index) add up to more than 32 MiB; ask for fewer.
+  # A node older than this method answers with an `unimplemented` exception; the
+  # caller then uses `get` per fragment.
+  getMany @5 (ids :List(Data)) -> (status :Status, results :List(GetResult));
+
+  # One answer of getMany.
+  struct GetResult {
+    status @0 :Status;      # ok, notFound (not stored here) or io (corrupt or unreadable)
+    fragment @1 :Fragment;  # set only when status is ok; id equals the requested id
+  }
 }

@@ -17,6 +17,9 @@ namespace {
 constexpr int64_t kConnectTimeoutMs = 3000;
 constexpr int64_t kRefusedRetryMs = 1000;
 constexpr int64_t kGetTimeoutMs = 10000;
+// Fragments per getMany call: well under the node's limits (1,024 ids, 32 MiB) for
+// fragments up to 512 KiB; a batch the node refuses is asked for in halves.
+constexpr size_t kGetManyBatch = 64;
 }  // namespace
 
 class StoragePool::Pool {
@@ -56,6 +59,7 @@ class StoragePool::Pool {
                       [this, address, generation](kj::Exception&&) { broken(address, generation); });
                   node.rpc = kj::mv(c.first);
                   node.storage = kj::mv(c.second);
+                  node.getManyUnsupported = false;  // it may have been upgraded
                   if (node.reportedDown) spdlog::info("storage {}: connected", address);
                   node.reportedDown = false;
                 },
@@ -148,10 +152,18 @@ class StoragePool::Pool {
   struct FetchState {
     const FetchRequest* request;
     FetchResult* result;
-    size_t next = 0;
+    size_t next = 0;  // into request->order: the next candidate to try
   };
+  // One fragment to get: index `index` of `state`'s chunk.
+  struct Want {
+    FetchState* state;
+    int index;
+  };
+  // Per fragment of a batch: its bytes, or nullopt when the node did not give them.
+  using Answers = std::vector<std::optional<std::string>>;
 
-  kj::Promise<void> fetchSlot(FetchState& state) {
+  // Adds the next candidate fragment of `state` to `wants`; false when none is left.
+  static bool pickNext(FetchState& state, std::vector<Want>& wants) {
     const FetchRequest& request = *state.request;
     while (state.next < request.order.size()) {
       int index = request.order[state.next++];
@@ -159,49 +171,164 @@ class StoragePool::Pool {
           request.addresses[index].empty()) {
         continue;
       }
-      std::string address = request.addresses[index];
-      std::string id(reinterpret_cast<const char*>(request.chunk.data()), request.chunk.size());
-      id.push_back(char(index));
-      auto call = get(address).then([id = kj::mv(id)](proto::Storage::Client storage) {
-        auto req = storage.getRequest();
-        req.setId(asData(id));
-        return req.send().then([](auto r) -> std::optional<std::string> {
-          if (r.getStatus().getCode() != Code::OK) return std::nullopt;
-          return toString(r.getFragment().getData());
-        });
-      });
-      int64_t timeoutMs = std::min(opTimeoutMs_, kGetTimeoutMs);
-      return loop_.timer()
-          .timeoutAfter(timeoutMs * kj::MILLISECONDS, kj::mv(call))
-          .then(
-              [this, &state, index](std::optional<std::string> data) -> kj::Promise<void> {
-                if (data) {
-                  state.result->fragments[index] = kj::mv(*data);
-                  return kj::READY_NOW;
-                }
-                ++state.result->failures;
-                return fetchSlot(state);
-              },
-              [this, &state, address](kj::Exception&& e) -> kj::Promise<void> {
-                brokenOnError(address, e);
-                spdlog::debug("storage {}: get failed: {}", address, e.getDescription().cStr());
-                ++state.result->failures;
-                return fetchSlot(state);
-              });
+      wants.push_back(Want{&state, index});
+      return true;
     }
-    return kj::READY_NOW;
+    return false;
+  }
+
+  // Gets `wants`: one getMany per node and batch of at most kGetManyBatch. A fragment
+  // that fails is counted and replaced by the chunk's next candidate, which is sent
+  // right away (with the other replacements of the same answer).
+  kj::Promise<void> send(std::vector<Want> wants) {
+    std::map<std::string, std::vector<Want>> byAddress;
+    for (const Want& w : wants) byAddress[w.state->request->addresses[w.index]].push_back(w);
+    kj::Vector<kj::Promise<void>> calls;
+    for (auto& [address, list] : byAddress) {
+      for (size_t from = 0; from < list.size(); from += kGetManyBatch) {
+        size_t to = std::min(list.size(), from + kGetManyBatch);
+        calls.add(getBatch(address, std::vector<Want>(list.begin() + from, list.begin() + to)));
+      }
+    }
+    return kj::joinPromises(calls.releaseAsArray());
+  }
+
+  kj::Promise<void> getBatch(const std::string& address, std::vector<Want> batch) {
+    std::vector<std::string> ids;
+    ids.reserve(batch.size());
+    for (const Want& w : batch) {
+      const ChunkId& chunk = w.state->request->chunk;
+      std::string id(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+      id.push_back(char(w.index));
+      ids.push_back(kj::mv(id));
+    }
+    auto call = get(address).then([this, address, ids = kj::mv(ids)](
+                                      proto::Storage::Client storage) mutable {
+      return getMany(kj::mv(storage), address, kj::mv(ids));
+    });
+    int64_t timeoutMs = std::min(opTimeoutMs_, kGetTimeoutMs);
+    auto shared = std::make_shared<std::vector<Want>>(kj::mv(batch));
+    return loop_.timer()
+        .timeoutAfter(timeoutMs * kj::MILLISECONDS, kj::mv(call))
+        .then(
+            [this, shared](Answers answers) { return settle(*shared, kj::mv(answers)); },
+            [this, shared, address](kj::Exception&& e) {
+              brokenOnError(address, e);
+              spdlog::debug("storage {}: get of {} fragment(s) failed: {}", address, shared->size(),
+                            e.getDescription().cStr());
+              return settle(*shared, Answers(shared->size()));
+            });
+  }
+
+  // Stores the fragments that arrived; counts the others and sends their replacements.
+  kj::Promise<void> settle(const std::vector<Want>& batch, Answers answers) {
+    std::vector<Want> retry;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Want& w = batch[i];
+      if (i < answers.size() && answers[i]) {
+        w.state->result->fragments[w.index] = kj::mv(*answers[i]);
+        continue;
+      }
+      ++w.state->result->failures;
+      pickNext(*w.state, retry);
+    }
+    if (retry.empty()) return kj::READY_NOW;
+    return send(kj::mv(retry));
+  }
+
+  // One getMany call; one get per id on a node that does not know getMany (an
+  // older dfs-storage).
+  kj::Promise<Answers> getMany(proto::Storage::Client storage, const std::string& address,
+                               std::vector<std::string> ids) {
+    auto it = nodes_.find(address);
+    if (it != nodes_.end() && it->second.getManyUnsupported) return getEach(kj::mv(storage), address, ids);
+    uint64_t generation = it == nodes_.end() ? 0 : it->second.generation;
+    auto request = storage.getManyRequest();
+    auto list = request.initIds(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) list.set(i, asData(ids[i]));
+    auto shared = std::make_shared<std::vector<std::string>>(kj::mv(ids));
+    return request.send().then(
+        [this, storage, address, shared](auto response) mutable -> kj::Promise<Answers> {
+          const auto& ids = *shared;
+          if (response.getStatus().getCode() != Code::OK) {
+            // Refused: more bytes than the node answers in one call (fragments of
+            // very large chunks). Ask for each half; a single id goes by get.
+            spdlog::debug("storage {}: getMany of {} ids refused ({})", address, ids.size(),
+                          response.getStatus().getMessage().cStr());
+            if (ids.size() == 1) return getEach(kj::mv(storage), address, ids);
+            size_t half = ids.size() / 2;
+            auto halves = kj::heapArrayBuilder<kj::Promise<Answers>>(2);
+            halves.add(getMany(storage, address, {ids.begin(), ids.begin() + half}));
+            halves.add(getMany(storage, address, {ids.begin() + half, ids.end()}));
+            return kj::joinPromises(halves.finish()).then([](kj::Array<Answers> parts) {
+              Answers answers = kj::mv(parts[0]);
+              for (auto& a : parts[1]) answers.push_back(kj::mv(a));
+              return answers;
+            });
+          }
+          auto results = response.getResults();
+          Answers answers(ids.size());
+          if (results.size() != ids.size()) {
+            spdlog::warn("storage {}: getMany answered {} results for {} ids", address,
+                         results.size(), ids.size());
+            return kj::mv(answers);
+          }
+          for (size_t i = 0; i < ids.size(); ++i) {
+            auto result = results[i];
+            if (result.getStatus().getCode() != Code::OK) continue;
+            auto fragment = result.getFragment();
+            if (toString(fragment.getId()) != ids[i]) continue;
+            answers[i] = toString(fragment.getData());
+          }
+          return kj::mv(answers);
+        },
+        [this, storage, address, shared, generation](kj::Exception&& e) mutable -> kj::Promise<Answers> {
+          if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) return kj::mv(e);
+          auto it = nodes_.find(address);
+          if (it != nodes_.end() && it->second.generation == generation) {
+            it->second.getManyUnsupported = true;  // until the next connection
+          }
+          spdlog::info("storage {}: no getMany (older dfs-storage); using get per fragment", address);
+          return getEach(kj::mv(storage), address, *shared);
+        });
+  }
+
+  kj::Promise<Answers> getEach(proto::Storage::Client storage, const std::string& address,
+                               const std::vector<std::string>& ids) {
+    kj::Vector<kj::Promise<std::optional<std::string>>> gets;
+    for (const std::string& id : ids) {
+      auto request = storage.getRequest();
+      request.setId(asData(id));
+      gets.add(request.send().then(
+          [](auto response) -> std::optional<std::string> {
+            if (response.getStatus().getCode() != Code::OK) return std::nullopt;
+            return toString(response.getFragment().getData());
+          },
+          [this, address](kj::Exception&& e) -> std::optional<std::string> {
+            brokenOnError(address, e);
+            return std::nullopt;
+          }));
+    }
+    return kj::joinPromises(gets.releaseAsArray()).then([](kj::Array<std::optional<std::string>> got) {
+      Answers answers;
+      answers.reserve(got.size());
+      for (auto& g : got) answers.push_back(kj::mv(g));
+      return answers;
+    });
   }
 
   kj::Promise<void> fetch(const std::vector<FetchRequest>& requests,
                           std::vector<FetchResult>& results, std::vector<FetchState>& states) {
-    kj::Vector<kj::Promise<void>> slots;
+    std::vector<Want> wants;
     for (size_t i = 0; i < requests.size(); ++i) {
       results[i].fragments.resize(requests[i].addresses.size());
       states[i].request = &requests[i];
       states[i].result = &results[i];
-      for (int s = 0; s < requests[i].need; ++s) slots.add(fetchSlot(states[i]));
+      for (int s = 0; s < requests[i].need; ++s) {
+        if (!pickNext(states[i], wants)) break;
+      }
     }
-    return kj::joinPromises(slots.releaseAsArray());
+    return send(kj::mv(wants));
   }
 
  private:
@@ -213,6 +340,7 @@ class StoragePool::Pool {
     int64_t retryAfterNs = 0;
     uint64_t generation = 0;
     bool reportedDown = false;
+    bool getManyUnsupported = false;  // the node answered getMany "unimplemented"
   };
 
   RpcLoop& loop_;

@@ -3,7 +3,13 @@
 // put() hands a batch of fragments to the loop and returns at once: the caller
 // keeps encoding while the batch is on the wire, then waits on the future.
 // fetch() gets fragments of many chunks in parallel and blocks until each chunk
-// has `need` fragments or has run out of candidates.
+// has `need` fragments or has run out of candidates. It asks for each chunk's first
+// `need` candidates, grouped by node: one Storage.getMany per node and batch, so a
+// read-ahead of 16 chunks costs about one call per node instead of one per
+// fragment. A fragment that fails (missing, corrupt on the node, error, timeout) is
+// counted in `failures` and replaced by the chunk's next candidate. A batch the
+// node refuses (more than 32 MiB: very large chunks) is asked for in halves; a node
+// without getMany (older dfs-storage: "unimplemented") with one get per fragment.
 //
 // A connection that breaks is dropped and re-established on next use; a node
 // that refused a connection is not retried for a second (reads then go straight

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "backend/common/clock.h"
 #include "backend/common/hash.h"
@@ -493,6 +494,40 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
   }
 }
 
+Result<FragmentLocation> ExtentStore::lookup(LmdbTxn& txn, std::string_view id) {
+  auto value = txn.get(fragmentsDb_, id);
+  if (!value) return Status::error(Code::NOT_FOUND, "no fragment " + shortHex(id));
+  auto decoded = decodeFragmentLocation(*value);
+  if (!decoded) {
+    return Status::error(Code::IO, "index entry of fragment " + shortHex(id) +
+                                       (value->empty() ? std::string(" is empty")
+                                                       : " has an unknown format version " +
+                                                             std::to_string(uint8_t((*value)[0]))));
+  }
+  return *decoded;
+}
+
+std::string ExtentStore::checkRecordHeader(std::string_view id, const FragmentLocation& location,
+                                           std::string_view headerBytes) {
+  std::string problem;
+  auto header = decodeRecordHeader(headerBytes, &problem);
+  if (!header) return problem;
+  if (header->id != id || header->length != location.length ||
+      header->checksum != location.checksum) {
+    return "record header does not match the index";
+  }
+  return {};
+}
+
+Status ExtentStore::reportCorrupt(std::string_view id, const FragmentLocation& location,
+                                  const std::string& problem) {
+  corrupt_.fetch_add(1);
+  corruptFragmentsCounter().inc();
+  spdlog::error("corrupt fragment {} in extent {} at offset {}: {}; returning an error, not the bytes",
+                shortHex(id), extentFileName(location.extent), location.offset, problem);
+  return Status::error(Code::IO, "fragment " + shortHex(id) + " is corrupt on this node: " + problem);
+}
+
 Result<StoredFragment> ExtentStore::get(std::string_view id) {
   if (id.size() != kFragmentIdSize) return Status::error(Code::INVALID, "fragment id must be 33 bytes");
   for (int attempt = 0;; ++attempt) {
@@ -500,16 +535,9 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
     {
       LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
       if (!txn.status().ok()) return txn.status();
-      auto value = txn.get(fragmentsDb_, id);
-      if (!value) return Status::error(Code::NOT_FOUND, "no fragment " + shortHex(id));
-      auto decoded = decodeFragmentLocation(*value);
-      if (!decoded) {
-        return Status::error(Code::IO, "index entry of fragment " + shortHex(id) +
-                                           (value->empty() ? std::string(" is empty")
-                                                           : " has an unknown format version " +
-                                                                 std::to_string(uint8_t((*value)[0]))));
-      }
-      location = *decoded;
+      auto found = lookup(txn, id);
+      if (!found.ok()) return found.status();
+      location = found.value();
     }
     auto file = files_.acquire(location.extent);
     if (!file.ok()) {
@@ -527,11 +555,8 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
     std::string problem;
     if (!s.ok()) {
       problem = "read failed: " + s.message;
-    } else if (auto header = decodeRecordHeader(headerBytes, &problem); !header) {
+    } else if (problem = checkRecordHeader(id, location, headerBytes); !problem.empty()) {
       // `problem` says why
-    } else if (header->id != id || header->length != location.length ||
-               header->checksum != location.checksum) {
-      problem = "record header does not match the index";
     } else if (location.length > kMaxStoredFragmentBytes) {
       problem = "fragment length " + std::to_string(location.length) + " exceeds the format's limit";
     } else {
@@ -544,16 +569,92 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
         problem = "data checksum mismatch";
       }
     }
-    if (!problem.empty()) {
-      corrupt_.fetch_add(1);
-      corruptFragmentsCounter().inc();
-      spdlog::error("corrupt fragment {} in extent {} at offset {}: {}; returning an error, not the bytes",
-                    shortHex(id), extentFileName(location.extent), location.offset, problem);
-      return Status::error(Code::IO, "fragment " + shortHex(id) + " is corrupt on this node: " + problem);
-    }
+    if (!problem.empty()) return reportCorrupt(id, location, problem);
     fragment.checksum = location.checksum;
     return fragment;
   }
+}
+
+Status ExtentStore::getMany(const std::vector<std::string_view>& ids, uint64_t maxBytes,
+                            const FragmentVisitor& visit) {
+  for (std::string_view id : ids) {
+    if (id.size() != kFragmentIdSize) {
+      return Status::error(Code::INVALID, "fragment id must be 33 bytes, got " + std::to_string(id.size()));
+    }
+  }
+  // One index transaction for all ids; the reads below then go in disk order.
+  struct Found {
+    FragmentLocation location;
+    size_t index;
+  };
+  std::vector<Found> found;
+  found.reserve(ids.size());
+  std::vector<std::pair<size_t, Status>> failed;  // answered without reading
+  uint64_t totalBytes = 0;
+  {
+    LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
+    if (!txn.status().ok()) return txn.status();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto location = lookup(txn, ids[i]);
+      if (!location.ok()) {
+        failed.emplace_back(i, location.status());
+        continue;
+      }
+      totalBytes += location.value().length;
+      found.push_back(Found{location.value(), i});
+    }
+  }
+  if (totalBytes > maxBytes) {
+    return Status::error(Code::INVALID, "the fragments asked for hold " + std::to_string(totalBytes) +
+                                            " bytes, more than the limit of " +
+                                            std::to_string(maxBytes) + " per call");
+  }
+  for (const auto& [index, status] : failed) visit(index, status, {}, 0);
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    return std::tie(a.location.extent, a.location.offset) < std::tie(b.location.extent, b.location.offset);
+  });
+  // One buffer for every record: header and data come in one pread.
+  std::string record;
+  std::shared_ptr<ExtentFile> file;
+  for (const Found& f : found) {
+    std::string_view id = ids[f.index];
+    const FragmentLocation& location = f.location;
+    if (!file || file->number() != location.extent) {
+      auto acquired = files_.acquire(location.extent);
+      file = acquired.ok() ? acquired.value() : nullptr;
+    }
+    if (!file) {
+      // Moved by compaction since the index read (or unreadable): get() looks again.
+      auto fragment = get(id);
+      if (fragment.ok()) {
+        visit(f.index, {}, fragment.value().data, fragment.value().checksum);
+      } else {
+        visit(f.index, fragment.status(), {}, 0);
+      }
+      continue;
+    }
+    std::string problem;
+    if (location.length > kMaxStoredFragmentBytes) {
+      problem = "fragment length " + std::to_string(location.length) + " exceeds the format's limit";
+    } else {
+      record.resize(kRecordHeaderSize + location.length);
+      Status s = fs_.readAt(file->fd(), record.data(), record.size(), location.offset);
+      std::string_view header(record.data(), kRecordHeaderSize);
+      std::string_view data(record.data() + kRecordHeaderSize, location.length);
+      if (!s.ok()) {
+        problem = "read failed: " + s.message;
+      } else if (problem = checkRecordHeader(id, location, header); !problem.empty()) {
+        // `problem` says why
+      } else if (xxh3(data.data(), data.size()) != location.checksum) {
+        problem = "data checksum mismatch";
+      } else {
+        visit(f.index, {}, data, location.checksum);
+        continue;
+      }
+    }
+    visit(f.index, reportCorrupt(id, location, problem), {}, 0);
+  }
+  return {};
 }
 
 Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {

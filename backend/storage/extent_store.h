@@ -102,6 +102,20 @@ class ExtentStore {
   // Reads a fragment and verifies its checksum. NOT_FOUND if absent; IO (counted
   // as corrupt, logged) if the bytes on disk do not match.
   Result<StoredFragment> get(std::string_view id);
+  // Called by getMany() once per requested id, in disk order (not request order).
+  // `status` is what get() would return; `data` and `checksum` are set only when it
+  // is ok, and `data` is valid only during the call.
+  using FragmentVisitor = std::function<void(size_t index, const Status& status,
+                                             std::string_view data, uint64_t checksum)>;
+  // Reads many fragments like get() does, each verified the same way (a mismatch is
+  // counted, logged and answered IO), with one index transaction for all of them,
+  // reads sorted by extent and offset, and one pread per fragment into one reused
+  // buffer. Returns INVALID, without reading or visiting anything, if an id is not
+  // kFragmentIdSize bytes or the index says the data of the found fragments adds up
+  // to more than `maxBytes`; otherwise visits every index of `ids` once and
+  // returns OK.
+  Status getMany(const std::vector<std::string_view>& ids, uint64_t maxBytes,
+                 const FragmentVisitor& visit);
   // Drops fragments from the index; returns how many existed.
   Result<uint32_t> remove(const std::vector<std::string>& ids);
   // Ids stored strictly before `beforeNs`, in id order, strictly after `after`,
@@ -129,6 +143,14 @@ class ExtentStore {
  private:
   explicit ExtentStore(ExtentStoreOptions options);
   Status recover();
+  // Reading helpers shared by get() and getMany().
+  Result<FragmentLocation> lookup(LmdbTxn& txn, std::string_view id);
+  // Empty if `headerBytes` is a valid record header for `id` at `location`, else why not.
+  static std::string checkRecordHeader(std::string_view id, const FragmentLocation& location,
+                                       std::string_view headerBytes);
+  // Counts and logs a corrupt fragment; returns the IO status a reader gets.
+  Status reportCorrupt(std::string_view id, const FragmentLocation& location,
+                       const std::string& problem);
   struct Group;  // one writer round: extents touched, files created, rollback points
   // The functions below REQUIRE commitMutex_ held.
   // Appends one record to the current extent (rolling over when full). Not durable

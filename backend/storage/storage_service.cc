@@ -37,12 +37,13 @@ StorageImpl::StorageImpl(ExtentStore& store, StoreWriter& writer, std::string uu
       uuid_(std::move(uuid)),
       putMetrics_(opMetrics("put")),
       getMetrics_(opMetrics("get")),
+      getManyMetrics_(opMetrics("getMany")),
       deleteMetrics_(opMetrics("delete")),
       listMetrics_(opMetrics("list")),
       bytesWritten_(metrics().counter("dfs_bytes_in_total",
                                       "Fragment bytes received in put calls that succeeded")),
       bytesRead_(metrics().counter("dfs_bytes_out_total",
-                                   "Fragment bytes returned by get calls")) {}
+                                   "Fragment bytes returned by get and getMany calls")) {}
 
 kj::Promise<void> StorageImpl::put(PutContext context) {
   putMetrics_.requests.inc();
@@ -116,6 +117,58 @@ kj::Promise<void> StorageImpl::get(GetContext context) {
     out.setChecksum(fragment.value().checksum);
     bytesRead_.inc(data.size());
   }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> StorageImpl::getMany(GetManyContext context) {
+  getManyMetrics_.requests.inc();
+  ScopedLatencyTimer timer(getManyMetrics_.seconds);
+  auto ids = context.getParams().getIds();
+  auto results = context.getResults();
+  auto refuse = [&](std::string message) {
+    getManyMetrics_.failures.inc();
+    spdlog::warn("getMany refused: {}", message);
+    setStatus(results.initStatus(), Status::error(Code::INVALID, std::move(message)));
+    return kj::READY_NOW;
+  };
+  if (ids.size() > kMaxGetManyIds) {
+    return refuse("getMany of " + std::to_string(ids.size()) + " ids, more than the limit of " +
+                  std::to_string(kMaxGetManyIds));
+  }
+  std::vector<std::string_view> wanted;
+  wanted.reserve(ids.size());
+  for (auto id : ids) wanted.push_back(view(id));
+  // The store visits fragments in disk order; each answer goes straight into its
+  // slot of the reply, so at most one record is buffered besides the reply itself.
+  // Initialized at the first answer: a refused call must leave `results` empty.
+  capnp::List<proto::Storage::GetResult>::Builder out;
+  bool started = false;
+  uint64_t bytes = 0;
+  Status s = store_.getMany(
+      wanted, kMaxGetManyBytes,
+      [&](size_t index, const Status& status, std::string_view data, uint64_t checksum) {
+        if (!started) {
+          out = results.initResults(ids.size());
+          started = true;
+        }
+        auto result = out[index];
+        setStatus(result.initStatus(), status);
+        if (!status.ok()) return;
+        auto fragment = result.initFragment();
+        fragment.setId(ids[index]);
+        fragment.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(data.data()), data.size()));
+        fragment.setChecksum(checksum);
+        bytes += data.size();
+      });
+  if (!s.ok()) {
+    if (s.code == Code::INVALID) return refuse(s.message);
+    getManyMetrics_.failures.inc();
+    setStatus(results.initStatus(), s);
+    return kj::READY_NOW;
+  }
+  if (!started) results.initResults(0);
+  setStatus(results.initStatus(), {});
+  bytesRead_.inc(bytes);
   return kj::READY_NOW;
 }
 

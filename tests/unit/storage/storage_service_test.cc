@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "backend/common/hash.h"
 #include "backend/common/rpc.h"
@@ -231,4 +233,154 @@ TEST_CASE("storage rpc: garbage and truncated messages from a peer do not stop t
   CHECK(putFragment(io, storage, idFor(1), "still alive", dfs::xxh3("still alive", 11)).ok());
   auto info = storage.infoRequest().send().wait(io.waitScope);
   CHECK(info.getFragments() == 1);
+}
+
+namespace {
+
+// Sends getMany for `ids`; returns the response (kept alive by the caller).
+capnp::Response<dfs::proto::Storage::GetManyResults> getMany(kj::AsyncIoContext& io,
+                                                            dfs::proto::Storage::Client& storage,
+                                                            const std::vector<std::string>& ids) {
+  auto request = storage.getManyRequest();
+  auto list = request.initIds(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) list.set(i, bytes(ids[i]));
+  return request.send().wait(io.waitScope);
+}
+
+std::string asString(capnp::Data::Reader data) {
+  return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+
+std::string payloadFor(int n, size_t size) {
+  std::string data(size, '\0');
+  uint64_t x = uint64_t(n) * 0x9E3779B97F4A7C15ull + 7;
+  for (auto& c : data) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = char(x);
+  }
+  return data;
+}
+
+// Flips one byte of `data`'s copy in the node's extent files.
+void corruptOnDisk(const std::string& dataDir, const std::string& data) {
+  for (const auto& entry : std::filesystem::directory_iterator(dataDir + "/extents")) {
+    std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    std::string contents((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    size_t at = contents.find(data);
+    if (at == std::string::npos) continue;
+    f.clear();
+    f.seekp(std::streamoff(at + data.size() / 2));
+    char c = char(contents[at + data.size() / 2] ^ 0x10);
+    f.write(&c, 1);
+    return;
+  }
+  FAIL("data not found in any extent file");
+}
+
+}  // namespace
+
+TEST_CASE("storage rpc: getMany answers every id like get, in request order") {
+  TempDir dir;
+  auto io = kj::setupAsyncIo();
+  Node node(io, dir.path);
+  auto connection = dfs::connectRpc(io.provider->getNetwork(), node.address()).wait(io.waitScope);
+  auto storage = helloAndGetStorage(io, *connection);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 20; ++i) {
+    payloads.push_back(payloadFor(i, 1000 + 700 * i));
+    REQUIRE(putFragment(io, storage, idFor(i), payloads[i], dfs::xxh3(payloads[i].data(), payloads[i].size())).ok());
+  }
+  // A mix of order, a missing id and a repeated id.
+  std::vector<std::string> ids = {idFor(7), idFor(0), idFor(99), idFor(19), idFor(3), idFor(7)};
+  auto response = getMany(io, storage, ids);
+  REQUIRE(response.getStatus().getCode() == Code::OK);
+  auto results = response.getResults();
+  REQUIRE(results.size() == ids.size());
+  std::vector<int> expect = {7, 0, -1, 19, 3, 7};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (expect[i] < 0) {
+      CHECK(results[i].getStatus().getCode() == Code::NOT_FOUND);
+      CHECK_FALSE(results[i].hasFragment());
+      continue;
+    }
+    REQUIRE(results[i].getStatus().getCode() == Code::OK);
+    auto fragment = results[i].getFragment();
+    CHECK(asString(fragment.getId()) == ids[i]);
+    CHECK(asString(fragment.getData()) == payloads[expect[i]]);
+    CHECK(fragment.getChecksum() == dfs::xxh3(payloads[expect[i]].data(), payloads[expect[i]].size()));
+  }
+  // An empty request is a valid, empty answer.
+  auto empty = getMany(io, storage, {});
+  CHECK(empty.getStatus().getCode() == Code::OK);
+  CHECK(empty.getResults().size() == 0);
+}
+
+TEST_CASE("storage rpc: a corrupt fragment inside getMany is io for that id only, and counted") {
+  TempDir dir;
+  auto io = kj::setupAsyncIo();
+  Node node(io, dir.path);
+  auto connection = dfs::connectRpc(io.provider->getNetwork(), node.address()).wait(io.waitScope);
+  auto storage = helloAndGetStorage(io, *connection);
+  std::vector<std::string> payloads;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    payloads.push_back(payloadFor(100 + i, 16384));
+    ids.push_back(idFor(i));
+    REQUIRE(putFragment(io, storage, ids[i], payloads[i], dfs::xxh3(payloads[i].data(), payloads[i].size())).ok());
+  }
+  corruptOnDisk(dir.path, payloads[2]);
+  auto response = getMany(io, storage, ids);
+  REQUIRE(response.getStatus().getCode() == Code::OK);
+  auto results = response.getResults();
+  REQUIRE(results.size() == 5);
+  for (int i = 0; i < 5; ++i) {
+    if (i == 2) {
+      CHECK(results[i].getStatus().getCode() == Code::IO);
+      CHECK_FALSE(results[i].hasFragment());  // never the bad bytes
+    } else {
+      REQUIRE(results[i].getStatus().getCode() == Code::OK);
+      CHECK(asString(results[i].getFragment().getData()) == payloads[i]);
+    }
+  }
+  CHECK(node.store->stats().corruptFragments == 1);
+  auto info = storage.infoRequest().send().wait(io.waitScope);
+  CHECK(info.getCorruptFragments() == 1);
+}
+
+TEST_CASE("storage rpc: getMany refuses too many ids, too many bytes and malformed ids") {
+  TempDir dir;
+  auto io = kj::setupAsyncIo();
+  Node node(io, dir.path);
+  auto connection = dfs::connectRpc(io.provider->getNetwork(), node.address()).wait(io.waitScope);
+  auto storage = helloAndGetStorage(io, *connection);
+  REQUIRE(putFragment(io, storage, idFor(1), "one", dfs::xxh3("one", 3)).ok());
+
+  std::vector<std::string> tooMany(dfs::kMaxGetManyIds + 1, idFor(1));
+  auto refused = getMany(io, storage, tooMany);
+  CHECK(refused.getStatus().getCode() == Code::INVALID);
+  CHECK(refused.getResults().size() == 0);
+  std::vector<std::string> atLimit(dfs::kMaxGetManyIds, idFor(1));
+  auto accepted = getMany(io, storage, atLimit);
+  CHECK(accepted.getStatus().getCode() == Code::OK);
+  CHECK(accepted.getResults().size() == dfs::kMaxGetManyIds);
+
+  auto malformed = getMany(io, storage, {idFor(1), "short"});
+  CHECK(malformed.getStatus().getCode() == Code::INVALID);
+  CHECK(malformed.getResults().size() == 0);
+
+  // Three 12 MiB fragments pass the 32 MiB reply bound together, not two of them.
+  std::vector<std::string> big;
+  for (int i = 0; i < 3; ++i) {
+    big.push_back(payloadFor(200 + i, 12u << 20));
+    REQUIRE(putFragment(io, storage, idFor(10 + i), big[i], dfs::xxh3(big[i].data(), big[i].size())).ok());
+  }
+  auto tooBig = getMany(io, storage, {idFor(10), idFor(11), idFor(12)});
+  CHECK(tooBig.getStatus().getCode() == Code::INVALID);
+  CHECK(tooBig.getResults().size() == 0);
+  auto two = getMany(io, storage, {idFor(10), idFor(12)});
+  REQUIRE(two.getStatus().getCode() == Code::OK);
+  CHECK(asString(two.getResults()[1].getFragment().getData()) == big[2]);
+  CHECK(node.store->stats().corruptFragments == 0);
 }
