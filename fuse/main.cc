@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
   clientOptions.data.totalDirtyLimit = opts.dirtyLimitBytes;
   clientOptions.data.fileDirtyLimit = std::min<uint64_t>(32ull << 20, opts.dirtyLimitBytes / 4);
   clientOptions.cacheDir = opts.cacheDir;
+  clientOptions.absorb = opts.absorb;
   if (clientOptions.cacheDir.empty()) {
     const char* home = getenv("HOME");
     const char* xdg = getenv("XDG_CACHE_HOME");

@@ -62,8 +62,17 @@ Absorber::Directory* Absorber::directory(uint64_t dir) {
 
 void Absorber::adopt(const Attr& attr) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (dirs_.size() >= kMaxDirectories) return;
+  makeRoom(0);
   dirs_[attr.ino] = Directory{attr, {}};
+}
+
+void Absorber::makeRoom(uint64_t keep) {
+  // Giving a directory up is always safe: its changes become synchronous.
+  while (dirs_.size() >= kMaxDirectories) {
+    auto victim = dirs_.begin();
+    if (victim->first == keep) ++victim;
+    dirs_.erase(victim);
+  }
 }
 
 bool Absorber::delegated(uint64_t dir) {
@@ -134,9 +143,7 @@ std::optional<Result<Attr>> Absorber::create(uint64_t parent, std::string_view n
   auto usable = [&]() -> Directory* {
     Directory* dir = directory(parent);
     if (dir == nullptr || dir->names.count(name) || dir->names.size() >= kMaxNames) return nullptr;
-    if (type == S_IFDIR && (dir->attr.nlink >= kMaxLinks || dirs_.size() >= kMaxDirectories)) {
-      return nullptr;
-    }
+    if (type == S_IFDIR && dir->attr.nlink >= kMaxLinks) return nullptr;
     return dir;
   };
   if (usable() == nullptr) return std::nullopt;
@@ -176,7 +183,8 @@ std::optional<Result<Attr>> Absorber::create(uint64_t parent, std::string_view n
   dir->attr.mtimeNs = dir->attr.ctimeNs = now;
   if (type == S_IFDIR) {
     dir->attr.nlink += 1;
-    dirs_[attr.ino] = Directory{attr, {}};  // may move `dir`
+    makeRoom(parent);
+    dirs_[attr.ino] = Directory{attr, {}};  // `dir` is not used after this
   }
   lock.unlock();
   meta_.cacheReply(attr, meta_.cache_.ticket(), parent, name);

@@ -48,7 +48,7 @@ class Absorber {
  public:
   static constexpr uint32_t kReserve = 1024;     // inode numbers per reserveInodes
   static constexpr size_t kBatch = 1024;         // ops per applyOps
-  static constexpr size_t kMaxDirectories = 65536;  // delegated directories tracked
+  static constexpr size_t kMaxDirectories = 65536;  // delegated directories kept (past it, others are given up)
   static constexpr size_t kMaxNames = 100000;    // names per delegated directory
 
   Absorber(MetaClient& meta, Journal& journal);
@@ -115,6 +115,8 @@ class Absorber {
     uint64_t journalSeq;  // 0: not journaled (release)
     std::string bytes;    // a NamespaceOp message
   };
+  // REQUIRES: mu_. Gives up directories (not `keep`) until one more fits.
+  void makeRoom(uint64_t keep);
   // REQUIRES: mu_. The delegated directory, or null.
   Directory* directory(uint64_t dir);
   // REQUIRES: mu_ held by `lock`. A fresh inode number (may drop the lock to reserve).

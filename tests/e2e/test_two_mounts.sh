@@ -4,7 +4,8 @@
 # cache timeouts (only invalidation can refresh B); (c) concurrent writers on
 # non-overlapping ranges merge; (d) concurrent writers on the same range: one
 # pattern per write range, never a mix, and the conflict is counted; (e) after
-# a dfs-meta restart, invalidations reach an idle mount again.
+# a dfs-meta restart, invalidations reach an idle mount again; (b2) changes A
+# absorbed in its new directories are recalled by B's first look.
 source "$(dirname "$0")/lib.sh"
 cluster_start 6
 A=$CLUSTER_DIR/a
@@ -101,6 +102,32 @@ for i in $(seq 20); do
 done
 stats=$(printf '%s\n' "${delays[@]}" | sort -n | awk '{a[NR]=$1} END {print "median " a[int((NR+1)/2)] " ms, max " a[NR] " ms over " NR " measurements"}')
 echo "invalidation delay: $stats (target <= 1000 ms, limit 5000 ms)"
+
+step "(b2) absorbed changes: B's first look into A's new tree recalls them all"
+# A makes a tree in directories it created (absorbed: acknowledged before
+# dfs-meta applied them); B looks at once, before A could have sent them all.
+mkdir "$A/tree"
+python3 - "$A/tree" <<'PY'
+import os, sys
+d = sys.argv[1]
+for i in range(20):
+    sub = os.path.join(d, f"d{i}")
+    os.mkdir(sub)
+    for j in range(10):
+        with open(os.path.join(sub, f"f{j}"), "w") as f:
+            f.write(f"{i}.{j}")
+    os.rename(os.path.join(sub, "f0"), os.path.join(sub, "moved"))
+    os.unlink(os.path.join(sub, "f1"))
+    os.chmod(sub, 0o751)
+PY
+names=$(find "$B/tree" | wc -l)
+[ "$names" = "$((1 + 20 * 10))" ] || fail "B sees $names names of A's new tree, expected 201"
+[ "$(stat -c %a "$B/tree/d19")" = 751 ] || fail "B sees mode $(stat -c %a "$B/tree/d19") of d19, expected 751"
+[ "$(cat "$B/tree/d7/moved")" = "7.0" ] || fail "B reads '$(cat "$B/tree/d7/moved")' from d7/moved"
+# The delegation ended with the recall: B's own change there is seen by A.
+echo from-b >"$B/tree/d3/b"
+sleep 2
+[ "$(cat "$A/tree/d3/b" 2>/dev/null)" = from-b ] || fail "A does not see B's file in a recalled directory"
 
 step "(c) concurrent writers on non-overlapping 1 MiB ranges of one 4 MiB file"
 head -c $((4 << 20)) /dev/zero >"$A/merge"

@@ -28,7 +28,7 @@ TEST_CASE("mount source splits at the last ':/'") {
 TEST_CASE("mount options: dfs options are consumed, others pass through") {
   const char* argv[] = {"dfs-fuse", "127.0.0.1:7000:/default", "/mnt", "-o",
                         "ro,op_timeout=2.5,entry_timeout=0,attr_timeout=3,log_level=debug,log_json,"
-                        "allow_other,_netdev,max_read=131072",
+                        "allow_other,_netdev,max_read=131072,absorb=0",
                         "-f"};
   auto r = parseMountOptions(6, argv);
   REQUIRE(r.ok());
@@ -41,6 +41,7 @@ TEST_CASE("mount options: dfs options are consumed, others pass through") {
   CHECK(o.attrTimeoutSec == 3.0);
   CHECK(o.logLevel == "debug");
   CHECK(o.logJson);
+  CHECK_FALSE(o.absorb);
   CHECK(o.fuseOptions == std::vector<std::string>{"ro", "allow_other", "max_read=131072"});
 }
 
@@ -50,6 +51,10 @@ TEST_CASE("mount options: bad values and unknown flags are clear errors") {
     auto r = parseMountOptions(5, argv);
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message.find("op_timeout") != std::string::npos);
+  }
+  {
+    const char* argv[] = {"dfs-fuse", "h:1:/v", "/mnt", "-o", "absorb=yes"};
+    CHECK_FALSE(parseMountOptions(5, argv).ok());
   }
   {
     const char* argv[] = {"dfs-fuse", "h:1:/v", "/mnt", "-o", "log_level=loud"};
