@@ -139,7 +139,9 @@ kj::Promise<void> MetaImpl::guarded(std::initializer_list<uint64_t> inodes, Cont
                                     Fn now) {
   kj::Vector<kj::Promise<void>> recalls;
   for (uint64_t ino : inodes) {
-    if (node_.recalls().othersWrite(session_, ino)) {
+    // Directories delegated elsewhere only: files open for writing elsewhere
+    // are recalled by open, lookup, getattr and readdirplus themselves.
+    if (node_.recalls().delegated(ino) && node_.recalls().othersWrite(session_, ino)) {
       recalls.add(node_.recalls().beforeOpen(session_, ino));
     }
   }

@@ -84,8 +84,8 @@ class MetaImpl final : public proto::Meta::Server {
   template <typename Context>
   bool answeredBefore(Context& context, proto::OpId::Reader op);
   // Runs `now(context)` once every other session that holds one of `inodes`
-  // (a delegated directory, a file open for writing) has sent what it holds
-  // back (Recalls); at once when none does.
+  // as a delegated directory has sent what it absorbed there (Recalls); at
+  // once when none does.
   template <typename Context, typename Fn>
   kj::Promise<void> guarded(std::initializer_list<uint64_t> inodes, Context context, Fn now);
   // One absorbed operation of applyOps; adds what changed to `change`.
