@@ -49,7 +49,7 @@ constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry 
 constexpr size_t kClosedPerPass = 2;  // closed files one flusher thread takes at a time
 constexpr int64_t kScanIntervalNs = 500ll * 1000000;  // flusher's scan of all files
 
-void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, size_t size,
+void overlayMap(const RangeMap& ranges, uint64_t offset, size_t size,
                 char* out) {
   uint64_t end = offset + size;
   auto it = ranges.upper_bound(offset);
@@ -61,13 +61,13 @@ void overlayMap(const std::map<uint64_t, std::string>& ranges, uint64_t offset, 
   }
 }
 
-uint64_t mapBytes(const std::map<uint64_t, std::string>& ranges) {
+uint64_t mapBytes(const RangeMap& ranges) {
   uint64_t n = 0;
   for (const auto& [off, data] : ranges) n += data.size();
   return n;
 }
 
-uint64_t mapEnd(const std::map<uint64_t, std::string>& ranges) {
+uint64_t mapEnd(const RangeMap& ranges) {
   if (ranges.empty()) return 0;
   auto last = std::prev(ranges.end());
   return last->first + last->second.size();
@@ -89,7 +89,7 @@ struct DataPath::FileState {
   std::shared_mutex commitMu;    // readers shared; applying a commit exclusive
   std::mutex mu;                 // guards everything below
   DirtyRanges dirty;
-  std::map<uint64_t, std::string> flushing;  // being committed; written only under flushMu
+  RangeMap flushing;  // being committed; written only under flushMu
   bool attrKnown = false;
   Attr attr;                     // last committed attributes seen
   int64_t lastWriteNs = 0;
@@ -126,6 +126,9 @@ struct DataPath::FileState {
   bool closeRequested = false;
   std::vector<std::function<void()>> releases;
   bool claimed = false;  // a flusher thread picked it
+  // Signalled (under mu) when a flush took the buffered bytes or ended: a
+  // writer waiting past twice the file's bound (awaitFlusher) goes on.
+  std::condition_variable drained;
 };
 
 namespace {
@@ -187,7 +190,7 @@ uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled, uint64
 DataPath::DataPath(MetaClient& meta, StoragePool& storage, DataPathOptions options)
     : meta_(meta), storage_(storage), options_(options), cache_(options.chunkCacheBytes) {
   for (int i = 0; i < kFlushers; ++i) flushers_.emplace_back([this] { flusherMain(); });
-  prefetcher_ = std::thread([this] { prefetcherMain(); });
+  for (int i = 0; i < kPrefetchers; ++i) prefetchers_.emplace_back([this] { prefetcherMain(); });
 }
 
 DataPath::~DataPath() {
@@ -203,7 +206,7 @@ DataPath::~DataPath() {
     prefetchStop_ = true;
   }
   prefetchCv_.notify_all();
-  prefetcher_.join();
+  for (auto& t : prefetchers_) t.join();
 }
 
 void DataPath::prefetch(std::vector<ChunkPlacement> chunks) {
@@ -225,7 +228,9 @@ bool DataPath::awaitPrefetch(const ChunkId& id) {
 }
 
 void DataPath::prefetcherMain() {
-  constexpr size_t kBatch = 16;
+  // Half the read-ahead window per batch: while one thread decodes its batch
+  // (SHA-256, XXH3, zstd), the other's fragments are on their way.
+  const size_t kBatch = std::max(1, options_.readAheadChunks / kPrefetchers);
   std::unique_lock<std::mutex> lock(prefetchMu_);
   while (true) {
     prefetchCv_.wait(lock, [&] { return prefetchStop_ || !prefetchQueue_.empty(); });
@@ -258,6 +263,8 @@ std::shared_ptr<DataPath::FileState> DataPath::file(uint64_t ino, bool create) {
   if (it != files_.end()) return it->second;
   if (!create) return nullptr;
   auto state = std::make_shared<FileState>(ino);
+  // A writer waits at twice the bound; one write (max_write) may cross it.
+  state->dirty.setGrowthReserve(2 * options_.fileDirtyLimit + (1u << 20));
   files_.emplace(ino, state);
   return state;
 }
@@ -414,12 +421,33 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
     flusherCv_.notify_one();
   }
   if (overFile) {
-    Status status = flushFile(*f, false);
+    Status status = awaitFlusher(*f);
     if (!status.ok()) return status;
   } else if (dirtyBytes_ > options_.totalDirtyLimit) {
     waitForMemory();
   }
   return size;
+}
+
+Status DataPath::awaitFlusher(FileState& f) {
+  int64_t deadline = monotonicNs() + meta_.opTimeoutMs() * 1000000;
+  {
+    std::unique_lock<std::mutex> lock(f.mu);
+    while (f.dirty.bytes() >= 2 * options_.fileDirtyLimit) {
+      // A failed background flush waits for its retry time: commit here instead,
+      // so the writer hears of a failure that persists.
+      if (!f.error.ok() || monotonicNs() >= deadline) break;
+      if (!f.claimed || !f.flushRequested) {
+        f.flushRequested = true;
+        std::lock_guard<std::mutex> memory(memoryMu_);
+        wakeFlusher_ = true;
+        flusherCv_.notify_one();
+      }
+      f.drained.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    if (f.dirty.bytes() < 2 * options_.fileDirtyLimit) return {};
+  }
+  return flushFile(f, false);
 }
 
 void DataPath::waitForMemory() {
@@ -502,14 +530,23 @@ void DataPath::flusherMain() {
     }
     std::vector<std::shared_ptr<FileState>> again;
     for (auto& [f, final] : work) {
-      Status status = flushFile(*f, final, /*background=*/true);
-      if (!status.ok()) {
-        spdlog::warn("background flush of inode {} failed: {}", f->ino, status.message);
+      for (;;) {
+        Status status = flushFile(*f, final, /*background=*/true);
+        if (!status.ok()) {
+          spdlog::warn("background flush of inode {} failed: {}", f->ino, status.message);
+        }
+        std::lock_guard<std::mutex> fl(f->mu);
+        // A writer streaming into the file passed its bound again while this
+        // commit ran: take the next buffer at once (the writer keeps writing).
+        if (status.ok() && !final && f->flushRequested && !f->closeRequested) {
+          f->flushRequested = false;
+          continue;
+        }
+        f->claimed = false;
+        // Attributes deferred while this commit ran still have to go.
+        if (status.ok() && f->closeRequested) again.push_back(f);
+        break;
       }
-      std::lock_guard<std::mutex> fl(f->mu);
-      f->claimed = false;
-      // Attributes deferred while this commit ran still have to go.
-      if (status.ok() && f->closeRequested) again.push_back(f);
     }
     // Large write bursts leave freed buffers in per-thread malloc arenas; give
     // them back to the system once things are quiet.
@@ -643,6 +680,7 @@ Status DataPath::flushFile(FileState& f, bool final, bool background) {
     }
     f.flushing = f.dirty.take();
     f.firstDirtyNs = 0;
+    f.drained.notify_all();
     // Accounting unchanged: the bytes moved from dirty to flushing.
     journaled.assign(f.journaled.begin(), f.journaled.end());
     if (f.attrsPending) {
@@ -667,7 +705,7 @@ Status DataPath::flushFile(FileState& f, bool final, bool background) {
           uint64_t end = off + data.size();
           if (end <= tailOffset) continue;
           uint64_t b = std::max(off, tailOffset);
-          f.dirty.fillGaps(b, std::string_view(data).substr(b - off));
+          f.dirty.fillGaps(b, data.view().substr(b - off));
         }
         if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       }
@@ -685,12 +723,13 @@ Status DataPath::flushFile(FileState& f, bool final, bool background) {
         }
       }
     } else {
-      for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data);
+      for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data.view());
       if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       f.retryAfterNs = nowNs() + kFailedFlushRetryNs;
       if (f.error.ok()) f.error = status;
     }
     f.flushing.clear();
+    f.drained.notify_all();
     addDirty(reaccount(f));
     if (!status.ok() && final && !background) f.error = {};
     if (status.ok()) releases = takeReleases(f);
@@ -746,7 +785,7 @@ Status DataPath::commitPendingAttrs(FileState& f) {
   return {};
 }
 
-Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ranges, bool final,
+Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
                               const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
                               uint64_t* tailOffset, const SetAttrRequest* attrs,
                               const Caller* caller, bool* attrsSent) {
@@ -781,7 +820,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
       e.fileOffset = off;
       e.length = data.size();
       e.kind = Extent::Kind::kInline;
-      e.inlineData = data;
+      e.inlineData = std::string(data.view());
       extents.push_back(std::move(e));
     }
     *committedEnd = newEnd;
@@ -796,7 +835,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
       }
       std::lock_guard<std::mutex> lock(f.mu);
       DirtyRanges merged;
-      for (auto& [off, data] : ranges) merged.write(off, data);
+      for (auto& [off, data] : ranges) merged.write(off, data.view());
       merged.fillGaps(0, head);
       ranges = merged.take();
     }
@@ -871,7 +910,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
           uint64_t bytes = 0;
           std::future<PutOutcome> future;
         };
-        std::deque<std::unique_ptr<Batch>> inflight;
+        std::deque<std::shared_ptr<Batch>> inflight;
         std::vector<const Piece*> retry;
         Status firstError;
         auto finish = [&](Batch& b) {
@@ -895,14 +934,15 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
           }
           retry.insert(retry.end(), b.pieces.begin(), b.pieces.end());
         };
-        auto submit = [&](std::unique_ptr<Batch> b) {
+        auto submit = [&](std::shared_ptr<Batch> b) {
           std::vector<FragmentPut> puts;
           for (size_t i = 0; i < b->encoded.size(); ++i) {
             auto& enc = b->encoded[i];
             for (size_t j = 0; j < enc.fragments.size(); ++j) {
               uint32_t node = b->nodes[i][j];
+              // The batch owns the fragments the request points at (zero-copy).
               puts.push_back(FragmentPut{node, addresses[node], fragmentId(enc.layout.id, uint8_t(j)),
-                                         &enc.fragments[j], enc.layout.checksums[j]});
+                                         &enc.fragments[j], enc.layout.checksums[j], b});
             }
           }
           b->future = storage_.put(std::move(puts));
@@ -912,7 +952,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
             inflight.pop_front();
           }
         };
-        auto batch = std::make_unique<Batch>();
+        auto batch = std::make_shared<Batch>();
         Status fatal;
         for (const Piece* p : pending) {
           auto nodes = placeFragments(p->id, up, size_t(vol.ecK + vol.ecM));
@@ -934,7 +974,7 @@ Status DataPath::commitRanges(FileState& f, std::map<uint64_t, std::string>& ran
           batch->bytes += p->size;
           if (batch->bytes >= options_.uploadBatchBytes) {
             submit(std::move(batch));
-            batch = std::make_unique<Batch>();
+            batch = std::make_shared<Batch>();
           }
         }
         if (fatal.ok() && !batch->encoded.empty()) submit(std::move(batch));

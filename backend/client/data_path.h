@@ -1,7 +1,8 @@
 // THE client-side data path: every byte of every file goes through here.
 //
 // Writes are buffered per inode as dirty ranges (bounded per file and globally;
-// writers wait when over the global bound) and committed by a flush:
+// writers wait when over the global bound, or over twice their file's bound
+// until a flusher thread took the buffer) and committed by a flush:
 //   FastCDC chunking -> SHA-256 ids -> findChunks (dedup) -> encodeChunk (zstd +
 //   Reed-Solomon) -> placement over the up storage nodes -> parallel, pipelined
 //   puts -> ONE commitWrite per flush.
@@ -23,7 +24,7 @@
 // only RPCs run on the RpcLoop thread.
 //
 // Threads: every public method from any thread except the RpcLoop thread.
-// Internal threads: kFlushers flushers and the read-ahead prefetcher.
+// Internal threads: kFlushers flushers and kPrefetchers read-ahead threads.
 // Lock order: FileState::flushMu -> FileState::commitMu -> FileState::mu ->
 // DataPath::filesMu_ / clusterMu_ / memoryMu_ (leaves). No lock is held across an
 // RPC except flushMu (which only serializes flushes of one file) and a shared
@@ -46,6 +47,7 @@
 #include "backend/client/chunk_cache.h"
 #include "backend/client/journal.h"
 #include "backend/client/meta_client.h"
+#include "backend/client/range_buffer.h"
 #include "backend/client/storage_pool.h"
 #include "backend/client/types.h"
 
@@ -91,7 +93,8 @@ class DataPath {
   std::optional<Attr> absorbSetattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller);
   // The file has deferred attribute changes (a direct setattr must flush first).
   bool attrsPending(uint64_t ino);
-  // Buffers the bytes; may flush (and then fail) when over the file's bound.
+  // Buffers the bytes; past twice the file's bound waits for the flusher (or
+  // flushes itself, and may then fail, after a failed background flush).
   Result<size_t> write(uint64_t ino, uint64_t offset, const char* data, size_t size);
   // Reads up to `size` bytes into out; returns the count (0 at/after EOF).
   Result<size_t> read(uint64_t ino, uint64_t offset, size_t size, char* out);
@@ -145,7 +148,7 @@ class DataPath {
   // `journaled`: the journal records whose bytes are in `ranges` (seq order).
   // `attrs`/`caller` (null: none) ride on the commit; *attrsSent tells whether
   // a commit carried them.
-  Status commitRanges(FileState& file, std::map<uint64_t, std::string>& ranges, bool final,
+  Status commitRanges(FileState& file, RangeMap& ranges, bool final,
                       const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
                       uint64_t* tailOffset, const SetAttrRequest* attrs, const Caller* caller,
                       bool* attrsSent);
@@ -165,6 +168,11 @@ class DataPath {
   // Waits while `id` is being prefetched; true if it is in the cache now.
   bool awaitPrefetch(const ChunkId& id);
   void waitForMemory();
+  // Back-pressure for a writer whose file holds twice its bound: waits while a
+  // flusher thread commits the buffer, so writing and committing overlap; the
+  // writer commits itself after a failed background flush or past the op
+  // deadline. REQUIRES: f.mu not held.
+  Status awaitFlusher(FileState& f);
   // Hands a closed file to the flusher threads.
   void queueClosed(std::shared_ptr<FileState> file);
   void addDirty(int64_t delta);
@@ -203,7 +211,8 @@ class DataPath {
   std::deque<ChunkPlacement> prefetchQueue_;                   // guarded by prefetchMu_
   std::unordered_set<ChunkId, ChunkIdHash> prefetching_;       // queued or loading; prefetchMu_
   bool prefetchStop_ = false;                                  // guarded by prefetchMu_
-  std::thread prefetcher_;
+  static constexpr int kPrefetchers = 2;
+  std::vector<std::thread> prefetchers_;
 };
 
 }  // namespace dfs

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "backend/client/range_buffer.h"
+
 namespace dfs {
 
 class DirtyRanges {
@@ -35,16 +37,28 @@ class DirtyRanges {
     ranges_.clear();
     bytes_ = 0;
   }
+  // A range that grows by appends past 1 MiB (a sequential writer) is moved,
+  // once, into a buffer of this many bytes with kStreamHeadroom bytes free in
+  // front: no copy of the buffered bytes on each growth, a flush's tail is put
+  // back in front of it without copying the range, and the untouched part of
+  // the reservation costs no memory.
+  void setGrowthReserve(uint64_t bytes) { growthReserve_ = bytes; }
+  static constexpr size_t kStreamHeadroom = 1u << 20;
   // Range start -> contents; ranges are disjoint and never adjacent.
-  const std::map<uint64_t, std::string>& ranges() const { return ranges_; }
-  std::map<uint64_t, std::string> take() {
+  const RangeMap& ranges() const { return ranges_; }
+  RangeMap take() {
     bytes_ = 0;
     return std::move(ranges_);
   }
 
  private:
-  std::map<uint64_t, std::string> ranges_;
+  // Appends `data` to `buf`, moving it into a streaming buffer first when it is
+  // being streamed into.
+  void appendTo(RangeBuffer& buf, std::string_view data);
+
+  RangeMap ranges_;
   uint64_t bytes_ = 0;
+  uint64_t growthReserve_ = 0;
 };
 
 }  // namespace dfs

@@ -113,16 +113,25 @@ class StoragePool::Pool {
     for (auto& [address, list] : byAddress) {
       uint32_t nodeId = list.front()->node;
       std::string addr = address;
-      auto call = get(addr).then([list = list](proto::Storage::Client storage) {
+      // The connection the request went out on (0: not sent).
+      auto sentOn = std::make_shared<uint64_t>(0);
+      auto call = get(addr).then([this, addr, list = list, sentOn](proto::Storage::Client storage) {
         auto req = storage.putRequest();
         auto out = req.initFragments(list.size());
         for (size_t i = 0; i < list.size(); ++i) {
           out[i].setId(asData(list[i]->id));
-          out[i].setData(asData(*list[i]->data));
+          // Zero-copy: the message points at the fragment (see FragmentPut::owner).
+          auto orphanage = capnp::Orphanage::getForMessageContaining(out[i]);
+          out[i].adoptData(orphanage.referenceExternalData(asData(*list[i]->data)));
           out[i].setChecksum(list[i]->checksum);
         }
+        *sentOn = nodes_[addr].generation;
         return req.send().then([](auto r) { return fromProto(r.getStatus()); });
       });
+      std::vector<std::shared_ptr<const void>> owners;
+      for (const FragmentPut* f : list) {
+        if (f->owner && (owners.empty() || owners.back() != f->owner)) owners.push_back(f->owner);
+      }
       calls.add(loop_.timer()
                     .timeoutAfter(opTimeoutMs_ * kj::MILLISECONDS, kj::mv(call))
                     .then(
@@ -133,8 +142,17 @@ class StoragePool::Pool {
                           if (out->status.ok() || status.code == Code::NO_SPACE) out->status = status;
                           out->failedNodes.push_back(nodeId);
                         },
-                        [this, out, nodeId, addr](kj::Exception&& e) {
+                        [this, out, nodeId, addr, sentOn,
+                         owners = kj::mv(owners)](kj::Exception&& e) mutable {
                           brokenOnError(addr, e);
+                          if (*sentOn != 0) {
+                            // No answer: the request may still sit in the connection's
+                            // write queue, pointing at the fragments. Drop the
+                            // connection (its destruction is queued first) and only
+                            // then let the fragments go.
+                            broken(addr, *sentOn);
+                            loop_.addTask(kj::evalLater([owners = kj::mv(owners)]() {}));
+                          }
                           spdlog::warn("storage {}: put failed: {}", addr, e.getDescription().cStr());
                           if (out->status.ok()) {
                             out->status = Status::error(Code::IO, "storage node " + addr +

@@ -34,8 +34,13 @@ struct FragmentPut {
   uint32_t node = 0;
   std::string address;
   std::string id;            // 33-byte fragment id
-  const std::string* data;   // borrowed: must outlive the put's future
+  const std::string* data;   // owned by `owner` (or, without one, must outlive the future)
   uint64_t checksum = 0;
+  // Keeps `data` alive. The request message references the bytes instead of
+  // copying them (zero-copy); a put that fails without an answer (timeout,
+  // broken connection) may leave the message queued on its connection, so the
+  // pool keeps `owner` until that connection is destroyed.
+  std::shared_ptr<const void> owner;
 };
 
 struct PutOutcome {
@@ -62,7 +67,9 @@ class StoragePool {
   StoragePool(const StoragePool&) = delete;
   StoragePool& operator=(const StoragePool&) = delete;
 
-  // One put RPC per node. REQUIRES: every `data` stays valid until the future is ready.
+  // One put RPC per node. REQUIRES: every `data` stays valid until the future is
+  // ready, and as long as its `owner` lives (without an owner: for the life of the
+  // pool; tests only).
   std::future<PutOutcome> put(std::vector<FragmentPut> fragments);
   // `results` gets one entry per request.
   std::vector<FetchResult> fetch(const std::vector<FetchRequest>& requests);

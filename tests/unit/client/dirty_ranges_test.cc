@@ -5,6 +5,8 @@
 #include <string>
 
 using dfs::DirtyRanges;
+using dfs::RangeBuffer;
+using dfs::RangeMap;
 
 namespace {
 // Reference model: a byte array plus a mask of which bytes are recorded.
@@ -109,5 +111,72 @@ TEST_CASE("dirty ranges match a byte model under random writes") {
       }
       checkAgainst(r, m);
     }
+  }
+}
+
+TEST_CASE("a streamed range takes a flush's tail back in its headroom, without moving") {
+  DirtyRanges r;
+  r.setGrowthReserve(8u << 20);
+  Model m;
+  std::mt19937 rng(7);
+  auto block = [&](size_t n) {
+    std::string d(n, '\0');
+    for (auto& c : d) c = char(rng());
+    return d;
+  };
+  // A writer streams 3 MiB; a flush takes it all.
+  uint64_t off = 4096;
+  for (int i = 0; i < 48; ++i, off += 65536) r.write(off, block(65536));
+  RangeMap taken = r.take();
+  REQUIRE(taken.size() == 1);
+  CHECK(r.empty());
+  // The writer goes on past the streaming threshold while the flush runs.
+  uint64_t resume = off;
+  for (int i = 0; i < 40; ++i, off += 65536) {
+    std::string d = block(65536);
+    r.write(off, d);
+    m.write(off, d);
+  }
+  REQUIRE(r.ranges().size() == 1);
+  const RangeBuffer& streamed = r.ranges().begin()->second;
+  REQUIRE(streamed.headroom() == DirtyRanges::kStreamHeadroom);
+  const char* before = streamed.data();
+  // The flush committed up to a cut 100,000 bytes before its end: the tail goes back.
+  std::string_view all = taken.begin()->second.view();
+  std::string_view tail = all.substr(all.size() - 100000);
+  r.fillGaps(resume - tail.size(), tail);
+  m.write(resume - tail.size(), std::string(tail));
+  REQUIRE(r.ranges().size() == 1);
+  const RangeBuffer& merged = r.ranges().begin()->second;
+  CHECK(r.ranges().begin()->first == resume - tail.size());
+  CHECK(merged.headroom() == DirtyRanges::kStreamHeadroom - tail.size());
+  CHECK(merged.data() + tail.size() == before);  // the range's bytes did not move
+  checkAgainst(r, m);
+}
+
+TEST_CASE("streamed ranges match a byte model under random writes, puts back and truncates") {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 4; ++round) {
+    DirtyRanges r;
+    r.setGrowthReserve(6u << 20);
+    Model m;
+    for (int i = 0; i < 120; ++i) {
+      uint64_t off = rng() % (5u << 20);
+      std::string d(1 + rng() % (700u << 10), char('a' + rng() % 26));
+      bool gaps = rng() % 3 == 0;
+      if (gaps) r.fillGaps(off, d);
+      else r.write(off, d);
+      m.write(off, d, gaps);
+      if (rng() % 20 == 0) {
+        uint64_t size = rng() % (5u << 20);
+        r.truncate(size);
+        if (m.bytes.size() > size) {
+          m.bytes.resize(size);
+          m.mask.resize(size);
+        }
+      }
+      if (i % 10 == 9) checkAgainst(r, m);
+    }
+    checkAgainst(r, m);
   }
 }

@@ -415,7 +415,7 @@ TEST_CASE("storage pool: a batch above the node's byte limit is asked for in hal
     for (int j = i; j < i + 2; ++j) {
       const std::string& bytes = chunks.data[{0, j}];
       puts.push_back(FragmentPut{0, n1.address(), fragmentId(chunkId(0), j), &bytes,
-                                 dfs::xxh3(bytes.data(), bytes.size())});
+                                 dfs::xxh3(bytes.data(), bytes.size()), nullptr});
     }
     REQUIRE(pool.put(std::move(puts)).get().status.ok());
   }
@@ -424,4 +424,54 @@ TEST_CASE("storage pool: a batch above the node's byte limit is asked for in hal
   for (int i = 0; i < 4; ++i) CHECK(results[0].fragments[i] == chunks.data[{0, i}]);
   CHECK(n1.requests("getMany") == 3);  // refused, then two halves of 18 MiB
   CHECK(n1.requests("get") == 0);
+}
+
+TEST_CASE("storage pool: a put without an answer fails, frees its fragments with the connection, "
+          "and the node is used again once it answers") {
+  TempDir dir;
+  StorageDaemon node(dir.path);
+  dfs::RpcLoop loop;
+  StoragePool pool(loop, /*opTimeoutMs=*/1500);
+  auto putOne = [&](int chunk, std::shared_ptr<const std::string> bytes) {
+    std::vector<FragmentPut> puts;
+    puts.push_back(FragmentPut{0, node.address(), fragmentId(chunkId(chunk), 0), bytes.get(),
+                               dfs::xxh3(bytes->data(), bytes->size()), bytes});
+    return pool.put(std::move(puts));
+  };
+  // Connect while the node answers.
+  REQUIRE(putOne(1, std::make_shared<const std::string>(payload(1, 0, 4096))).get().status.ok());
+
+  // A stopped node reads nothing: a 24 MiB request cannot even be written whole.
+  REQUIRE(kill(node.pid, SIGSTOP) == 0);
+  auto big = std::make_shared<const std::string>(payload(2, 0, 24u << 20));
+  std::weak_ptr<const std::string> watch = big;
+  auto pending = putOne(2, std::move(big));
+  auto outcome = pending.get();
+  CHECK_FALSE(outcome.status.ok());
+  REQUIRE(outcome.failedNodes == std::vector<uint32_t>{0});
+  // The request's bytes are kept until its connection is gone, then freed.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!watch.expired() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(watch.expired());
+
+  REQUIRE(kill(node.pid, SIGCONT) == 0);
+  // A new connection takes the next put (a refused node is retried after a second).
+  auto bytes = std::make_shared<const std::string>(payload(3, 0, 3u << 20));
+  dfs::Status status;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    status = putOne(3, bytes).get().status;
+    if (status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  REQUIRE(status.ok());
+  FetchRequest request;
+  request.chunk = chunkId(3);
+  request.addresses = {node.address()};
+  request.order = {0};
+  request.need = 1;
+  auto results = pool.fetch({request});
+  REQUIRE(results[0].fragments[0]);
+  CHECK(*results[0].fragments[0] == *bytes);
 }
