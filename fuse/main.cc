@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backend/client/client.h"
+#include "backend/client/kernel_read_ahead.h"
 #include "backend/client/mount_options.h"
 #include "backend/common/http_server.h"
 #include "backend/common/logging.h"
@@ -233,6 +234,14 @@ int main(int argc, char** argv) {
     fuse_remove_signal_handlers(session);
     fuse_session_destroy(session);
     return fail("cannot mount FUSE file system at " + opts.mountpoint);
+  }
+  if (opts.readAheadBytes > 0) {
+    dfs::Status ra = dfs::setKernelReadAhead(opts.mountpoint, opts.readAheadBytes);
+    if (ra.ok()) {
+      spdlog::info("kernel read-ahead of {}: {} KiB", opts.mountpoint, opts.readAheadBytes / 1024);
+    } else {
+      spdlog::warn("kernel read-ahead left at its default: {}", ra.message);
+    }
   }
   // From now on other clients' changes reach the kernel's caches (the client
   // core's own caches are dropped from the start). Client::stop() removes the

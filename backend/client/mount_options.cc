@@ -83,7 +83,7 @@ Status applyOption(MountOptions& o, const std::string& opt) {
   std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
   static const std::set<std::string> kValued = {"op_timeout", "entry_timeout", "attr_timeout",
                                                 "log_level", "metrics_listen", "cache_dir",
-                                                "dirty_limit", "absorb"};
+                                                "dirty_limit", "absorb", "read_ahead"};
   if (kValued.count(key) && eq == std::string::npos) {
     return Status::error(Code::INVALID, "option " + key + " needs a value (" + key + "=...)");
   }
@@ -116,6 +116,11 @@ Status applyOption(MountOptions& o, const std::string& opt) {
     if (!v.ok()) return v.status();
     if (v.value() < (4ull << 20)) return Status::error(Code::INVALID, "dirty_limit must be >= 4M");
     o.dirtyLimitBytes = v.value();
+  } else if (key == "read_ahead") {
+    auto v = parseBytes(key, value);
+    if (!v.ok()) return v.status();
+    if (v.value() > (64ull << 20)) return Status::error(Code::INVALID, "read_ahead must be <= 64M");
+    o.readAheadBytes = v.value();
   } else if (key == "absorb") {
     if (value != "0" && value != "1") return Status::error(Code::INVALID, "option absorb is 0 or 1");
     o.absorb = value == "1";
@@ -209,6 +214,8 @@ std::string mountUsage(const std::string& program) {
          "                     ~/.cache/dfs/... when not root)\n"
          "  dirty_limit=BYTES  written-but-uncommitted bytes before writers wait\n"
          "                     (K/M/G suffixes; default 256M)\n"
+         "  read_ahead=BYTES   kernel read-ahead window of the mount (needs root; 0: the\n"
+         "                     kernel's 128K; default 1M)\n"
          "  absorb=0|1         acknowledge changes inside directories this mount made\n"
          "                     before dfs-meta applies them (journaled; default 1)\n"
          "\n"

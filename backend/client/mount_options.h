@@ -34,6 +34,7 @@ struct MountOptions {
   std::string metricsListen;  // host:port for /metrics; empty: no endpoint
   std::string cacheDir;       // write-back journal; empty: defaultCacheDir()
   uint64_t dirtyLimitBytes = 256ull << 20;  // buffered, uncommitted bytes before writers wait
+  uint64_t readAheadBytes = 1ull << 20;  // kernel read-ahead window (0: the kernel's own)
   bool absorb = true;  // absorbed namespace changes in delegated directories (Absorber)
   std::vector<std::string> fuseOptions;  // -o options passed through to FUSE
   bool debug = false;                    // -d: FUSE debug output (implies -f)

@@ -55,13 +55,18 @@ class AlignedStripe {
 ErasureCodec::ErasureCodec(int k, int m) : k_(k), m_(m) {
   if (m_ == 0) return;
   matrix_ = cauchy_good_general_coding_matrix(k_, m_, kWordBits);
-  // gf-complete initialises its GF(2^8) tables lazily and without a lock; do
-  // one encode and one decode here, under the cache mutex, so that later calls
-  // from many threads only read them.
-  std::vector<std::string> fragments = encode(reinterpret_cast<const uint8_t*>("warm-up"), 7);
+  // gf-complete initialises its fields lazily and without a lock: GF(2^8) for
+  // region multiplies and, for regions of 16 bytes or more, GF(2^32) for XORs
+  // (galois_region_xor). Do one encode and one decode of fragments well above
+  // 16 bytes here, under the cache mutex, so that later calls from many
+  // threads only read them. (A 7-byte warm-up left GF(2^32) to the first real
+  // encodes: concurrent flusher threads then called a half-built field.)
+  std::string warmUp(4096, 'w');
+  const auto* bytes = reinterpret_cast<const uint8_t*>(warmUp.data());
+  std::vector<std::string> fragments = encode(bytes, warmUp.size());
   std::vector<std::optional<std::string>> present(fragments.begin(), fragments.end());
   present[0].reset();
-  (void)decode(std::move(present), 7);
+  (void)decode(std::move(present), warmUp.size());
 }
 
 ErasureCodec::~ErasureCodec() { std::free(matrix_); }

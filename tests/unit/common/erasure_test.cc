@@ -4,6 +4,10 @@
 
 #include <random>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <thread>
 
 namespace dfs {
@@ -141,6 +145,44 @@ TEST_CASE("decode is safe from many threads", "[erasure]") {
   }
   for (auto& t : threads) t.join();
   CHECK(failures == std::vector<int>(4, 0));
+}
+
+// gf-complete builds its fields on first use without a lock: a thread that
+// finds a field allocated but not yet filled in calls a null function. The
+// codec's warm-up must build every field an encode uses. Each round is a fresh
+// child process (no field built yet) whose 8 threads encode at once.
+TEST_CASE("the first encodes of a process, from many threads at once, agree", "[erasure]") {
+  std::string data = randomString(100000, 5);
+  int crashed = 0, wrong = 0;
+  for (int round = 0; round < 100; ++round) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      std::atomic<int> ready{0};
+      std::vector<std::vector<std::string>> results(8);
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&, t] {
+          const ErasureCodec* codec = ErasureCodec::get(4, 2).value();
+          ++ready;
+          while (ready.load() < 8) {
+          }
+          results[t] = codec->encode(bytes(data), data.size());
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (const auto& r : results) {
+        if (r != results[0]) _exit(1);
+      }
+      _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status)) ++crashed;
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0) ++wrong;
+  }
+  CHECK(crashed == 0);
+  CHECK(wrong == 0);
 }
 
 }  // namespace dfs
