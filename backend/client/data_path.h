@@ -24,7 +24,7 @@
 // only RPCs run on the RpcLoop thread.
 //
 // Threads: every public method from any thread except the RpcLoop thread.
-// Internal threads: kFlushers flushers and kPrefetchers read-ahead threads.
+// Internal threads: kFlushers flushers and the read-ahead prefetcher.
 // Lock order: FileState::flushMu -> FileState::commitMu -> FileState::mu ->
 // DataPath::filesMu_ / clusterMu_ / memoryMu_ (leaves). No lock is held across an
 // RPC except flushMu (which only serializes flushes of one file) and a shared
@@ -58,7 +58,7 @@ struct DataPathOptions {
   uint64_t totalDirtyLimit = 256ull << 20;  // writers wait above this
   uint64_t chunkCacheBytes = 64ull << 20;
   uint64_t uploadBatchBytes = 8ull << 20;   // plaintext per pipelined put batch
-  int readAheadChunks = 16;
+  int readAheadChunks = 32;                 // chunks (~2 MiB at 64 KiB) fetched ahead
   int64_t flushAfterMs = 3000;              // background flush of older dirty data
 };
 
@@ -211,8 +211,7 @@ class DataPath {
   std::deque<ChunkPlacement> prefetchQueue_;                   // guarded by prefetchMu_
   std::unordered_set<ChunkId, ChunkIdHash> prefetching_;       // queued or loading; prefetchMu_
   bool prefetchStop_ = false;                                  // guarded by prefetchMu_
-  static constexpr int kPrefetchers = 2;
-  std::vector<std::thread> prefetchers_;
+  std::thread prefetcher_;
 };
 
 }  // namespace dfs
