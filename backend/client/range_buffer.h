@@ -8,6 +8,7 @@
 // Threads: not thread-safe; the owner locks it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <map>
