@@ -46,7 +46,8 @@ constexpr int kCommitAttempts = 4;
 constexpr size_t kMaxPutsInFlight = 3;
 constexpr int64_t kTrimIntervalNs = 10ll * 1000000000;
 constexpr int64_t kFailedFlushRetryNs = 10ll * 1000000000;  // background retry of a failed flush
-constexpr size_t kClosedPerPass = 2;  // closed files one flusher thread takes at a time
+// New closed files of at most this size are committed in batches (flushClosed).
+constexpr uint64_t kBatchFileBytes = 1ull << 20;
 constexpr int64_t kScanIntervalNs = 500ll * 1000000;  // flusher's scan of all files
 
 void overlayMap(const RangeMap& ranges, uint64_t offset, size_t size,
@@ -73,14 +74,29 @@ uint64_t mapEnd(const RangeMap& ranges) {
   return last->first + last->second.size();
 }
 
-// A piece of a dirty range that becomes one chunk.
-struct Piece {
+// Inline extents holding the bytes of `ranges` (a file within the inline threshold).
+std::vector<Extent> inlineExtents(const RangeMap& ranges) {
+  std::vector<Extent> extents;
+  for (const auto& [off, data] : ranges) {
+    Extent e;
+    e.fileOffset = off;
+    e.length = data.size();
+    e.kind = Extent::Kind::kInline;
+    e.inlineData = std::string(data.view());
+    extents.push_back(std::move(e));
+  }
+  return extents;
+}
+
+}  // namespace
+
+// A piece of a buffered range that becomes one chunk.
+struct DataPath::Piece {
   uint64_t fileOffset;
   const uint8_t* data;
   uint32_t size;
   ChunkId id;
 };
-}  // namespace
 
 struct DataPath::FileState {
   explicit FileState(uint64_t ino) : ino(ino) {}
@@ -126,6 +142,7 @@ struct DataPath::FileState {
   bool closeRequested = false;
   std::vector<std::function<void()>> releases;
   bool claimed = false;  // a flusher thread picked it
+  bool queued = false;   // in closedQueue_: left to the closed-file batches, not the scan
   // Signalled (under mu) when a flush took the buffered bytes or ended: a
   // writer waiting past twice the file's bound (awaitFlusher) goes on.
   std::condition_variable drained;
@@ -188,7 +205,12 @@ uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled, uint64
 }  // namespace
 
 DataPath::DataPath(MetaClient& meta, StoragePool& storage, DataPathOptions options)
-    : meta_(meta), storage_(storage), options_(options), cache_(options.chunkCacheBytes) {
+    : meta_(meta),
+      storage_(storage),
+      options_(options),
+      cache_(options.chunkCacheBytes),
+      closedWorkers_(std::max(1, options.closedWorkers)),
+      closedBatch_(std::max<size_t>(1, options.closedBatchFiles)) {
   for (int i = 0; i < kFlushers; ++i) flushers_.emplace_back([this] { flusherMain(); });
   prefetcher_ = std::thread([this] { prefetcherMain(); });
 }
@@ -466,26 +488,34 @@ void DataPath::flusherMain() {
   int64_t lastScanNs = 0;
   std::unique_lock<std::mutex> lock(memoryMu_);
   while (!stopping_) {
-    flusherCv_.wait_for(lock, std::chrono::milliseconds(500),
-                        [&] { return stopping_ || wakeFlusher_ || !closedQueue_.empty(); });
+    flusherCv_.wait_for(lock, std::chrono::milliseconds(500), [&] {
+      return stopping_ || wakeFlusher_ || (!closedQueue_.empty() && closedBusy_ < closedWorkers_);
+    });
     if (stopping_) break;
     bool pressure = std::exchange(wakeFlusher_, false);
     // Closed files first, a few at a time, so that the other flusher threads
     // take the next ones: they are waiting for nothing but this commit.
     std::vector<std::pair<std::shared_ptr<FileState>, bool>> work;  // file, final
     std::vector<std::shared_ptr<FileState>> closed;
-    while (!closedQueue_.empty() && closed.size() < kClosedPerPass) {
-      closed.push_back(std::move(closedQueue_.front()));
-      closedQueue_.pop_front();
+    // At most closedWorkers_ threads commit closed files at once: while they
+    // are busy, closes queue up and the next batch takes them together.
+    if (closedBusy_ < closedWorkers_) {
+      while (!closedQueue_.empty() && closed.size() < closedBatch_) {
+        closed.push_back(std::move(closedQueue_.front()));
+        closedQueue_.pop_front();
+      }
     }
-    if (!closedQueue_.empty()) flusherCv_.notify_one();
+    if (!closed.empty()) ++closedBusy_;
+    if (!closedQueue_.empty() && closedBusy_ < closedWorkers_) flusherCv_.notify_one();
     lock.unlock();
     int64_t now = nowNs();
+    std::vector<std::shared_ptr<FileState>> closedWork;
     for (auto& f : closed) {
       std::lock_guard<std::mutex> fl(f->mu);
+      f->queued = false;
       if (f->claimed || !f->closeRequested || now < f->retryAfterNs) continue;
       f->claimed = true;
-      work.emplace_back(f, true);
+      closedWork.push_back(f);
     }
     // Then, at most every 500 ms (or under memory pressure), the scan of all
     // files: those past their bound, under memory pressure the one with the
@@ -499,7 +529,7 @@ void DataPath::flusherMain() {
       for (auto& [ino, f] : files_) {
         std::lock_guard<std::mutex> fl(f->mu);
         if (f->claimed) continue;  // another flusher thread has it
-        if (f->closeRequested && now >= f->retryAfterNs) {
+        if (f->closeRequested && !f->queued && now >= f->retryAfterNs) {
           f->claimed = true;
           work.emplace_back(f, true);
           continue;
@@ -530,6 +560,22 @@ void DataPath::flusherMain() {
       }
     }
     std::vector<std::shared_ptr<FileState>> again;
+    if (!closedWork.empty()) {
+      std::vector<Status> statuses = flushClosed(closedWork);
+      for (size_t i = 0; i < closedWork.size(); ++i) {
+        auto& f = closedWork[i];
+        if (!statuses[i].ok()) {
+          spdlog::warn("background flush of inode {} failed: {}", f->ino, statuses[i].message);
+        }
+        std::lock_guard<std::mutex> fl(f->mu);
+        f->claimed = false;
+        // Attributes deferred while this commit ran still have to go.
+        if (statuses[i].ok() && f->closeRequested) {
+          f->queued = true;
+          again.push_back(f);
+        }
+      }
+    }
     for (auto& [f, final] : work) {
       for (;;) {
         Status status = flushFile(*f, final, /*background=*/true);
@@ -545,7 +591,10 @@ void DataPath::flusherMain() {
         }
         f->claimed = false;
         // Attributes deferred while this commit ran still have to go.
-        if (status.ok() && f->closeRequested) again.push_back(f);
+        if (status.ok() && f->closeRequested) {
+          f->queued = true;
+          again.push_back(f);
+        }
         break;
       }
     }
@@ -557,6 +606,10 @@ void DataPath::flusherMain() {
       lastTrimNs = nowMono;
     }
     lock.lock();
+    if (!closed.empty()) {
+      --closedBusy_;
+      if (!closedQueue_.empty()) flusherCv_.notify_one();
+    }
     for (auto& f : again) closedQueue_.push_back(std::move(f));
   }
 }
@@ -614,6 +667,10 @@ void DataPath::afterFlush(uint64_t ino, std::function<void()> release) {
 
 void DataPath::queueClosed(std::shared_ptr<FileState> f) {
   {
+    std::lock_guard<std::mutex> fl(f->mu);
+    f->queued = true;
+  }
+  {
     std::lock_guard<std::mutex> lock(memoryMu_);
     closedQueue_.push_back(std::move(f));
   }
@@ -659,43 +716,50 @@ void DataPath::forget(uint64_t ino) {
 
 Status DataPath::flushFile(FileState& f, bool final, bool background) {
   std::lock_guard<std::mutex> flushLock(f.flushMu);
-  std::vector<JournalSpan> journaled;
-  std::optional<SetAttrRequest> attrs;
-  Caller caller;
-  uint64_t attrsGeneration = 0;
-  {
-    std::unique_lock<std::mutex> lock(f.mu);
-    if (f.dirty.empty()) {
-      if (f.attrsPending) {
-        lock.unlock();
-        Status sent = commitPendingAttrs(f);
-        lock.lock();
-        if (!sent.ok() && f.error.ok()) f.error = sent;
-      }
-      Status status = f.error;
-      if (final) f.error = {};
-      auto releases = takeReleases(f);
-      lock.unlock();
-      runReleases(std::move(releases));
-      return status;
-    }
-    f.flushing = f.dirty.take();
-    f.firstDirtyNs = 0;
-    f.drained.notify_all();
-    // Accounting unchanged: the bytes moved from dirty to flushing.
-    journaled.assign(f.journaled.begin(), f.journaled.end());
-    if (f.attrsPending) {
-      attrs = f.pendingSet;
-      caller = f.pendingCaller;
-      attrsGeneration = f.attrsGeneration;
-    }
-  }
+  Taken taken;
+  Status early;
+  if (!beginFlush(f, final, &taken, &early)) return early;
   uint64_t committedEnd = 0;
   uint64_t tailOffset = UINT64_MAX;
   bool attrsSent = false;
+  Status status = commitRanges(f, f.flushing, final, taken.journaled, &committedEnd, &tailOffset,
+                               taken.attrs ? &*taken.attrs : nullptr, &taken.caller, &attrsSent);
+  endFlush(f, final, background, taken, status, tailOffset, attrsSent);
+  return status;
+}
+
+bool DataPath::beginFlush(FileState& f, bool final, Taken* taken, Status* early) {
+  std::unique_lock<std::mutex> lock(f.mu);
+  if (f.dirty.empty()) {
+    if (f.attrsPending) {
+      lock.unlock();
+      Status sent = commitPendingAttrs(f);
+      lock.lock();
+      if (!sent.ok() && f.error.ok()) f.error = sent;
+    }
+    *early = f.error;
+    if (final) f.error = {};
+    auto releases = takeReleases(f);
+    lock.unlock();
+    runReleases(std::move(releases));
+    return false;
+  }
+  f.flushing = f.dirty.take();
+  f.firstDirtyNs = 0;
+  f.drained.notify_all();
+  // Accounting unchanged: the bytes moved from dirty to flushing.
+  taken->journaled.assign(f.journaled.begin(), f.journaled.end());
+  if (f.attrsPending) {
+    taken->attrs = f.pendingSet;
+    taken->caller = f.pendingCaller;
+    taken->attrsGeneration = f.attrsGeneration;
+  }
+  return true;
+}
+
+void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& taken,
+                        const Status& status, uint64_t tailOffset, bool attrsSent) {
   std::vector<std::function<void()>> releases;
-  Status status = commitRanges(f, f.flushing, final, journaled, &committedEnd, &tailOffset,
-                               attrs ? &*attrs : nullptr, &caller, &attrsSent);
   {
     std::unique_lock<std::shared_mutex> commit(f.commitMu);
     std::lock_guard<std::mutex> lock(f.mu);
@@ -713,8 +777,8 @@ Status DataPath::flushFile(FileState& f, bool final, bool background) {
       f.window.reset();
       // Journal records of the snapshot whose bytes were all committed are done
       // (those reaching into the kept tail stay live).
-      uint64_t last = journaled.empty() ? 0 : journaled.back().seq;
-      if (attrsSent && f.attrsGeneration == attrsGeneration) f.attrsPending = false;
+      uint64_t last = taken.journaled.empty() ? 0 : taken.journaled.back().seq;
+      if (attrsSent && f.attrsGeneration == taken.attrsGeneration) f.attrsPending = false;
       for (auto it = f.journaled.begin(); it != f.journaled.end() && it->seq <= last;) {
         if (it->attrs ? attrsSent : it->end <= tailOffset) {
           if (journal_) journal_->done(it->seq);
@@ -736,7 +800,131 @@ Status DataPath::flushFile(FileState& f, bool final, bool background) {
     if (status.ok()) releases = takeReleases(f);
   }
   runReleases(std::move(releases));
-  return status;
+}
+
+std::vector<Status> DataPath::flushClosed(const std::vector<std::shared_ptr<FileState>>& files) {
+  std::vector<Status> out(files.size());
+  // A batch member: a new file whose whole content goes in one final commit.
+  struct Member {
+    size_t index;
+    FileState* f;
+    Taken taken;
+    std::vector<Piece> pieces;
+    std::vector<Extent> extents;
+    uint64_t committedEnd = 0;
+    int64_t mtime = 0;
+    uint64_t baseVersion = 0;
+  };
+  std::vector<std::unique_lock<std::mutex>> locks;
+  std::vector<Member> members;
+  std::vector<size_t> later;  // flushMu busy: flushed alone once the batch is done
+  VolumeInfo vol = meta_.volume();
+  for (size_t i = 0; i < files.size(); ++i) {
+    FileState& f = *files[i];
+    // Never wait for a second flushMu while holding one (a writer's fsync
+    // holds its file's): a busy file is flushed on its own afterwards.
+    std::unique_lock<std::mutex> flushLock(f.flushMu, std::try_to_lock);
+    if (!flushLock.owns_lock()) {
+      later.push_back(i);
+      continue;
+    }
+    Taken taken;
+    if (!beginFlush(f, true, &taken, &out[i])) continue;
+    bool batchable;
+    int64_t mtime;
+    uint64_t baseVersion;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      batchable = f.attrKnown && f.attr.size == 0 && mapEnd(f.flushing) <= kBatchFileBytes;
+      mtime = f.lastWriteNs;
+      baseVersion = f.dirtyBase;
+    }
+    if (!batchable) {
+      // Committed content to merge with, or large: the general path.
+      uint64_t committedEnd = 0, tailOffset = UINT64_MAX;
+      bool attrsSent = false;
+      out[i] = commitRanges(f, f.flushing, true, taken.journaled, &committedEnd, &tailOffset,
+                            taken.attrs ? &*taken.attrs : nullptr, &taken.caller, &attrsSent);
+      endFlush(f, true, true, taken, out[i], tailOffset, attrsSent);
+      continue;
+    }
+    Member m{i, &f, std::move(taken), {}, {}, 0, mtime, baseVersion};
+    if (mapEnd(f.flushing) <= vol.inlineThreshold) {
+      m.extents = inlineExtents(f.flushing);
+      m.committedEnd = mapEnd(f.flushing);
+    } else {
+      uint64_t tailOffset = UINT64_MAX;  // a final cut leaves no tail
+      cutPieces(f.flushing, true, vol, &m.pieces, &m.committedEnd, &tailOffset);
+      m.extents = chunkExtents(m.pieces);
+    }
+    locks.push_back(std::move(flushLock));
+    members.push_back(std::move(m));
+  }
+
+  // One dedup question and one upload for the chunks of every member.
+  std::vector<const Piece*> all;
+  for (const auto& m : members) {
+    for (const auto& p : m.pieces) all.push_back(&p);
+  }
+  PieceIndex byId;
+  std::vector<ChunkPlacement> uploaded;
+  Status shared;
+  if (!all.empty()) {
+    std::vector<const Piece*> toUpload;
+    shared = findMissing(all, &byId, &toUpload);
+    if (shared.ok()) shared = uploadPieces(files.front()->ino, vol, toUpload, &uploaded);
+  }
+  std::vector<CommitArgs> commits;
+  std::vector<Member*> committing;
+  for (auto& m : members) {
+    if (!shared.ok() && !m.pieces.empty()) {
+      out[m.index] = shared;
+      endFlush(*m.f, true, true, m.taken, shared, UINT64_MAX, false);
+      continue;
+    }
+    CommitArgs c;
+    c.ino = m.f->ino;
+    c.extents = std::move(m.extents);
+    if (!m.pieces.empty()) {
+      std::unordered_set<ChunkId, ChunkIdHash> mine;
+      for (const auto& p : m.pieces) mine.insert(p.id);
+      for (const auto& placement : uploaded) {
+        if (mine.count(placement.layout.id)) c.newChunks.push_back(placement);
+      }
+    }
+    c.newSize = m.committedEnd;
+    c.mtimeNs = m.mtime;
+    c.baseVersion = m.baseVersion;
+    c.journalSeq = journalMark(m.taken.journaled, UINT64_MAX);
+    c.attrs = m.taken.attrs ? &*m.taken.attrs : nullptr;
+    c.caller = &m.taken.caller;
+    commits.push_back(std::move(c));
+    committing.push_back(&m);
+  }
+  if (!commits.empty()) {
+    std::vector<CommitResult> results = meta_.commitWrites(commits);
+    for (size_t j = 0; j < committing.size(); ++j) {
+      Member& m = *committing[j];
+      CommitResult& r = results[j];
+      if (r.status.ok()) {
+        ++stats_.commits;
+        noteAttr(r.attr, false);
+      } else if (r.status.code == Code::MISSING_CHUNKS) {
+        // Collected between findChunks and the commit: this file alone, again.
+        out[m.index] = retryCommit(*m.f, vol, commits[j], byId, std::move(r));
+      } else {
+        spdlog::error("commit of inode {} failed: {} {}", m.f->ino, codeName(r.status.code),
+                      r.status.message);
+        out[m.index] = r.status;
+      }
+      bool attrsSent = out[m.index].ok() && m.taken.attrs.has_value();
+      endFlush(*m.f, true, true, m.taken, out[m.index], UINT64_MAX, attrsSent);
+    }
+  }
+  members.clear();
+  locks.clear();
+  for (size_t i : later) out[i] = flushFile(*files[i], true, /*background=*/true);
+  return out;
 }
 
 void DataPath::refreshClusterMap(bool force) {
@@ -811,19 +999,16 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
   }
   uint64_t newEnd = mapEnd(ranges);
   uint64_t finalSize = std::max(committedSize, newEnd);
-  std::vector<Extent> extents;
-  std::vector<ChunkPlacement> newChunks;
+  CommitArgs c;
+  c.ino = f.ino;
+  c.mtimeNs = mtime;
+  c.baseVersion = baseVersion;
+  c.attrs = attrs;
+  c.caller = caller;
   std::vector<Piece> pieces;
-
+  PieceIndex byId;
   if (finalSize <= vol.inlineThreshold) {
-    for (auto& [off, data] : ranges) {
-      Extent e;
-      e.fileOffset = off;
-      e.length = data.size();
-      e.kind = Extent::Kind::kInline;
-      e.inlineData = std::string(data.view());
-      extents.push_back(std::move(e));
-    }
+    c.extents = inlineExtents(ranges);
     *committedEnd = newEnd;
   } else {
     if (committedSize > 0 && committedSize <= vol.inlineThreshold) {
@@ -840,220 +1025,246 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
       merged.fillGaps(0, head);
       ranges = merged.take();
     }
-    ChunkerParams params{vol.chunkMin, vol.chunkAvg, vol.chunkMax};
-    if (!validateChunkerParams(params).ok()) params = kDefaultChunkerParams;
-    FastCdc cdc(params);
-    *committedEnd = 0;
-    for (auto it = ranges.begin(); it != ranges.end(); ++it) {
-      bool last = std::next(it) == ranges.end();
-      const uint8_t* data = reinterpret_cast<const uint8_t*>(it->second.data());
-      size_t size = it->second.size();
-      size_t pos = 0;
-      while (pos < size) {
-        size_t n = cdc.nextChunk(data + pos, size - pos, final || !last);
-        if (n == 0) {
-          *tailOffset = it->first + pos;
-          break;
-        }
-        pieces.push_back(Piece{it->first + pos, data + pos, uint32_t(n), sha256(data + pos, n)});
-        pos += n;
-      }
-      if (pos > 0) *committedEnd = std::max(*committedEnd, it->first + pos);
-    }
+    cutPieces(ranges, final, vol, &pieces, committedEnd, tailOffset);
     if (pieces.empty()) return {};  // everything is tail; nothing to commit yet
-
-    // Dedup: which chunks does the cluster already have?
-    std::vector<ChunkId> unique;
-    std::unordered_map<ChunkId, const Piece*, ChunkIdHash> byId;
-    for (const auto& p : pieces) {
-      if (byId.emplace(p.id, &p).second) unique.push_back(p.id);
-    }
-    auto present = meta_.findChunks(unique);
-    if (!present.ok()) return present.status();
-    std::vector<const Piece*> toUpload;
-    for (size_t i = 0; i < unique.size(); ++i) {
-      if (!present.value()[i]) toUpload.push_back(byId[unique[i]]);
-    }
-    stats_.chunksDeduped += unique.size() - toUpload.size();
-
-    auto upload = [&](const std::vector<const Piece*>& list) -> Status {
-      std::vector<const Piece*> pending = list;
-      for (int attempt = 0; attempt < kUploadAttempts && !pending.empty(); ++attempt) {
-        refreshClusterMap(attempt > 0);
-        std::vector<PlacementNode> up;
-        std::unordered_map<uint32_t, std::string> addresses;
-        size_t usable = 0;
-        auto collect = [&] {
-          up.clear();
-          usable = 0;
-          std::lock_guard<std::mutex> lock(clusterMu_);
-          int64_t now = monotonicNs();
-          for (const auto& n : cluster_.nodes) {
-            addresses[n.id] = n.address;
-            auto ex = excludedUntilNs_.find(n.id);
-            bool excluded = ex != excludedUntilNs_.end() && ex->second > now;
-            up.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
-            usable += n.up && !excluded;
-          }
-        };
-        collect();
-        // Right after a dfs-meta restart the storage nodes re-register within a
-        // heartbeat or two: wait a little for enough of them before failing.
-        for (int wait = 0; wait < kPlacementWaits && usable < size_t(vol.ecK + vol.ecM); ++wait) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(500));
-          refreshClusterMap(true);
-          collect();
-        }
-        struct Batch {
-          std::vector<const Piece*> pieces;
-          std::vector<EncodedChunk> encoded;
-          std::vector<std::vector<uint32_t>> nodes;
-          uint64_t bytes = 0;
-          std::future<PutOutcome> future;
-        };
-        std::deque<std::shared_ptr<Batch>> inflight;
-        std::vector<const Piece*> retry;
-        Status firstError;
-        auto finish = [&](Batch& b) {
-          PutOutcome out = b.future.get();
-          if (out.status.ok()) {
-            for (size_t i = 0; i < b.encoded.size(); ++i) {
-              newChunks.push_back(ChunkPlacement{b.encoded[i].layout, b.nodes[i]});
-            }
-            stats_.chunksUploaded += b.encoded.size();
-            uint64_t sent = 0;
-            for (const auto& e : b.encoded) sent += uint64_t(e.layout.fragmentSize) * e.fragments.size();
-            dataPathMetrics().bytesOut.inc(sent);
-            return;
-          }
-          if (firstError.ok() || out.status.code == Code::NO_SPACE) firstError = out.status;
-          {
-            std::lock_guard<std::mutex> lock(clusterMu_);
-            for (uint32_t node : out.failedNodes) {
-              excludedUntilNs_[node] = monotonicNs() + kExcludeNodeNs;
-            }
-          }
-          retry.insert(retry.end(), b.pieces.begin(), b.pieces.end());
-        };
-        auto submit = [&](std::shared_ptr<Batch> b) {
-          std::vector<FragmentPut> puts;
-          for (size_t i = 0; i < b->encoded.size(); ++i) {
-            auto& enc = b->encoded[i];
-            for (size_t j = 0; j < enc.fragments.size(); ++j) {
-              uint32_t node = b->nodes[i][j];
-              // The batch owns the fragments the request points at (zero-copy).
-              puts.push_back(FragmentPut{node, addresses[node], fragmentId(enc.layout.id, uint8_t(j)),
-                                         &enc.fragments[j], enc.layout.checksums[j], b});
-            }
-          }
-          b->future = storage_.put(std::move(puts));
-          inflight.push_back(std::move(b));
-          while (inflight.size() > kMaxPutsInFlight) {
-            finish(*inflight.front());
-            inflight.pop_front();
-          }
-        };
-        auto batch = std::make_shared<Batch>();
-        Status fatal;
-        for (const Piece* p : pending) {
-          auto nodes = placeFragments(p->id, up, size_t(vol.ecK + vol.ecM));
-          if (!nodes.ok()) {
-            fatal = Status::error(Code::UNAVAILABLE,
-                                  "cannot place " + std::to_string(vol.ecK + vol.ecM) +
-                                      " fragments (k=" + std::to_string(vol.ecK) + ", m=" +
-                                      std::to_string(vol.ecM) + "): " + nodes.status().message);
-            break;
-          }
-          auto enc = encodeChunk(p->data, p->size, vol.ecK, vol.ecM, vol.compressionLevel, &p->id);
-          if (!enc.ok()) {
-            fatal = enc.status();
-            break;
-          }
-          batch->pieces.push_back(p);
-          batch->encoded.push_back(std::move(enc).value());
-          batch->nodes.push_back(std::move(nodes).value());
-          batch->bytes += p->size;
-          if (batch->bytes >= options_.uploadBatchBytes) {
-            submit(std::move(batch));
-            batch = std::make_shared<Batch>();
-          }
-        }
-        if (fatal.ok() && !batch->encoded.empty()) submit(std::move(batch));
-        while (!inflight.empty()) {
-          finish(*inflight.front());
-          inflight.pop_front();
-        }
-        if (!fatal.ok()) {
-          spdlog::error("write of inode {} failed: {}", f.ino, fatal.message);
-          return fatal;
-        }
-        if (!retry.empty()) {
-          spdlog::warn("inode {}: {} chunks failed to upload ({}); re-placing", f.ino,
-                       retry.size(), firstError.message);
-          if (attempt + 1 == kUploadAttempts) {
-            spdlog::error("write of inode {} failed: {}", f.ino, firstError.message);
-            return firstError.code == Code::NO_SPACE ? firstError
-                                                     : Status::error(Code::IO, firstError.message);
-          }
-        }
-        pending = std::move(retry);
-      }
-      return {};
-    };
-
-    Status up = upload(toUpload);
-    if (!up.ok()) return up;
-    for (const auto& p : pieces) {
-      Extent e;
-      e.fileOffset = p.fileOffset;
-      e.length = p.size;
-      e.kind = Extent::Kind::kChunk;
-      e.chunk = p.id;
-      e.chunkOffset = 0;
-      extents.push_back(std::move(e));
-    }
-
-    for (int attempt = 0;; ++attempt) {
-      CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
-                                         baseVersion, journalMark(journaled, *tailOffset), attrs,
-                                         caller);
-      if (r.status.code == Code::MISSING_CHUNKS && attempt + 1 < kCommitAttempts) {
-        // Collected between findChunks and commit: upload them again.
-        spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
-                     r.missing.size());
-        std::vector<const Piece*> again;
-        for (const auto& id : r.missing) {
-          auto it = byId.find(id);
-          if (it != byId.end()) again.push_back(it->second);
-        }
-        if (again.empty()) return Status::error(Code::IO, "commit reports unknown missing chunks");
-        Status s = upload(again);
-        if (!s.ok()) return s;
-        continue;
-      }
-      if (!r.status.ok()) {
-        spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
-                      r.status.message);
-        return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
-                                                     : r.status;
-      }
-      ++stats_.commits;
-      *attrsSent = attrs != nullptr;
-      noteAttr(r.attr, false);
-      return {};
-    }
+    std::vector<const Piece*> all, toUpload;
+    for (const auto& p : pieces) all.push_back(&p);
+    Status s = findMissing(all, &byId, &toUpload);
+    if (!s.ok()) return s;
+    s = uploadPieces(f.ino, vol, toUpload, &c.newChunks);
+    if (!s.ok()) return s;
+    c.extents = chunkExtents(pieces);
   }
+  c.newSize = *committedEnd;
+  c.journalSeq = journalMark(journaled, *tailOffset);
+  Status s = sendCommit(f, vol, c, pieces.empty() ? nullptr : &byId);
+  if (s.ok()) *attrsSent = attrs != nullptr;
+  return s;
+}
 
-  // Inline commit.
-  CommitResult r = meta_.commitWrite(f.ino, extents, newChunks, *committedEnd, false, mtime,
-                                     baseVersion, journalMark(journaled, *tailOffset), attrs, caller);
+void DataPath::cutPieces(const RangeMap& ranges, bool final, const VolumeInfo& vol,
+                         std::vector<Piece>* pieces, uint64_t* committedEnd,
+                         uint64_t* tailOffset) {
+  ChunkerParams params{vol.chunkMin, vol.chunkAvg, vol.chunkMax};
+  if (!validateChunkerParams(params).ok()) params = kDefaultChunkerParams;
+  FastCdc cdc(params);
+  *committedEnd = 0;
+  for (auto it = ranges.begin(); it != ranges.end(); ++it) {
+    bool last = std::next(it) == ranges.end();
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(it->second.data());
+    size_t size = it->second.size();
+    size_t pos = 0;
+    while (pos < size) {
+      size_t n = cdc.nextChunk(data + pos, size - pos, final || !last);
+      if (n == 0) {
+        *tailOffset = it->first + pos;
+        break;
+      }
+      pieces->push_back(Piece{it->first + pos, data + pos, uint32_t(n), sha256(data + pos, n)});
+      pos += n;
+    }
+    if (pos > 0) *committedEnd = std::max(*committedEnd, it->first + pos);
+  }
+}
+
+std::vector<Extent> DataPath::chunkExtents(const std::vector<Piece>& pieces) {
+  std::vector<Extent> extents;
+  for (const auto& p : pieces) {
+    Extent e;
+    e.fileOffset = p.fileOffset;
+    e.length = p.size;
+    e.kind = Extent::Kind::kChunk;
+    e.chunk = p.id;
+    e.chunkOffset = 0;
+    extents.push_back(std::move(e));
+  }
+  return extents;
+}
+
+Status DataPath::findMissing(const std::vector<const Piece*>& pieces, PieceIndex* byId,
+                             std::vector<const Piece*>* toUpload) {
+  std::vector<ChunkId> unique;
+  for (const Piece* p : pieces) {
+    if (byId->emplace(p->id, p).second) unique.push_back(p->id);
+  }
+  auto present = meta_.findChunks(unique);
+  if (!present.ok()) return present.status();
+  for (size_t i = 0; i < unique.size(); ++i) {
+    if (!present.value()[i]) toUpload->push_back((*byId)[unique[i]]);
+  }
+  stats_.chunksDeduped += unique.size() - toUpload->size();
+  return {};
+}
+
+Status DataPath::uploadPieces(uint64_t ino, const VolumeInfo& vol,
+                              const std::vector<const Piece*>& list,
+                              std::vector<ChunkPlacement>* placed) {
+  std::vector<ChunkPlacement>& newChunks = *placed;
+  std::vector<const Piece*> pending = list;
+  for (int attempt = 0; attempt < kUploadAttempts && !pending.empty(); ++attempt) {
+    refreshClusterMap(attempt > 0);
+    std::vector<PlacementNode> up;
+    std::unordered_map<uint32_t, std::string> addresses;
+    size_t usable = 0;
+    auto collect = [&] {
+      up.clear();
+      usable = 0;
+      std::lock_guard<std::mutex> lock(clusterMu_);
+      int64_t now = monotonicNs();
+      for (const auto& n : cluster_.nodes) {
+        addresses[n.id] = n.address;
+        auto ex = excludedUntilNs_.find(n.id);
+        bool excluded = ex != excludedUntilNs_.end() && ex->second > now;
+        up.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
+        usable += n.up && !excluded;
+      }
+    };
+    collect();
+    // Right after a dfs-meta restart the storage nodes re-register within a
+    // heartbeat or two: wait a little for enough of them before failing.
+    for (int wait = 0; wait < kPlacementWaits && usable < size_t(vol.ecK + vol.ecM); ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      refreshClusterMap(true);
+      collect();
+    }
+    struct Batch {
+      std::vector<const Piece*> pieces;
+      std::vector<EncodedChunk> encoded;
+      std::vector<std::vector<uint32_t>> nodes;
+      uint64_t bytes = 0;
+      std::future<PutOutcome> future;
+    };
+    std::deque<std::shared_ptr<Batch>> inflight;
+    std::vector<const Piece*> retry;
+    Status firstError;
+    auto finish = [&](Batch& b) {
+      PutOutcome out = b.future.get();
+      if (out.status.ok()) {
+        for (size_t i = 0; i < b.encoded.size(); ++i) {
+          newChunks.push_back(ChunkPlacement{b.encoded[i].layout, b.nodes[i]});
+        }
+        stats_.chunksUploaded += b.encoded.size();
+        uint64_t sent = 0;
+        for (const auto& e : b.encoded) sent += uint64_t(e.layout.fragmentSize) * e.fragments.size();
+        dataPathMetrics().bytesOut.inc(sent);
+        return;
+      }
+      if (firstError.ok() || out.status.code == Code::NO_SPACE) firstError = out.status;
+      {
+        std::lock_guard<std::mutex> lock(clusterMu_);
+        for (uint32_t node : out.failedNodes) {
+          excludedUntilNs_[node] = monotonicNs() + kExcludeNodeNs;
+        }
+      }
+      retry.insert(retry.end(), b.pieces.begin(), b.pieces.end());
+    };
+    auto submit = [&](std::shared_ptr<Batch> b) {
+      std::vector<FragmentPut> puts;
+      for (size_t i = 0; i < b->encoded.size(); ++i) {
+        auto& enc = b->encoded[i];
+        for (size_t j = 0; j < enc.fragments.size(); ++j) {
+          uint32_t node = b->nodes[i][j];
+          // The batch owns the fragments the request points at (zero-copy).
+          puts.push_back(FragmentPut{node, addresses[node], fragmentId(enc.layout.id, uint8_t(j)),
+                                     &enc.fragments[j], enc.layout.checksums[j], b});
+        }
+      }
+      b->future = storage_.put(std::move(puts));
+      inflight.push_back(std::move(b));
+      while (inflight.size() > kMaxPutsInFlight) {
+        finish(*inflight.front());
+        inflight.pop_front();
+      }
+    };
+    auto batch = std::make_shared<Batch>();
+    Status fatal;
+    for (const Piece* p : pending) {
+      auto nodes = placeFragments(p->id, up, size_t(vol.ecK + vol.ecM));
+      if (!nodes.ok()) {
+        fatal = Status::error(Code::UNAVAILABLE,
+                              "cannot place " + std::to_string(vol.ecK + vol.ecM) +
+                                  " fragments (k=" + std::to_string(vol.ecK) + ", m=" +
+                                  std::to_string(vol.ecM) + "): " + nodes.status().message);
+        break;
+      }
+      auto enc = encodeChunk(p->data, p->size, vol.ecK, vol.ecM, vol.compressionLevel, &p->id);
+      if (!enc.ok()) {
+        fatal = enc.status();
+        break;
+      }
+      batch->pieces.push_back(p);
+      batch->encoded.push_back(std::move(enc).value());
+      batch->nodes.push_back(std::move(nodes).value());
+      batch->bytes += p->size;
+      if (batch->bytes >= options_.uploadBatchBytes) {
+        submit(std::move(batch));
+        batch = std::make_shared<Batch>();
+      }
+    }
+    if (fatal.ok() && !batch->encoded.empty()) submit(std::move(batch));
+    while (!inflight.empty()) {
+      finish(*inflight.front());
+      inflight.pop_front();
+    }
+    if (!fatal.ok()) {
+      spdlog::error("write of inode {} failed: {}", ino, fatal.message);
+      return fatal;
+    }
+    if (!retry.empty()) {
+      spdlog::warn("inode {}: {} chunks failed to upload ({}); re-placing", ino,
+                   retry.size(), firstError.message);
+      if (attempt + 1 == kUploadAttempts) {
+        spdlog::error("write of inode {} failed: {}", ino, firstError.message);
+        return firstError.code == Code::NO_SPACE ? firstError
+                                                 : Status::error(Code::IO, firstError.message);
+      }
+    }
+    pending = std::move(retry);
+  }
+  return {};
+}
+
+Status DataPath::sendCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
+                            const PieceIndex* byId) {
+  CommitResult r = std::move(meta_.commitWrites({c}).front());
+  if (r.status.code == Code::MISSING_CHUNKS && byId != nullptr) {
+    return retryCommit(f, vol, c, *byId, std::move(r));
+  }
   if (!r.status.ok()) {
     spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
                   r.status.message);
-    return r.status;
+    return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
+                                                 : r.status;
   }
   ++stats_.commits;
-  *attrsSent = attrs != nullptr;
+  noteAttr(r.attr, false);
+  return {};
+}
+
+Status DataPath::retryCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
+                             const PieceIndex& byId, CommitResult r) {
+  for (int attempt = 1; r.status.code == Code::MISSING_CHUNKS && attempt < kCommitAttempts;
+       ++attempt) {
+    // Collected between findChunks and commit: upload them again.
+    spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
+                 r.missing.size());
+    std::vector<const Piece*> again;
+    for (const auto& id : r.missing) {
+      auto it = byId.find(id);
+      if (it != byId.end()) again.push_back(it->second);
+    }
+    if (again.empty()) return Status::error(Code::IO, "commit reports unknown missing chunks");
+    Status s = uploadPieces(f.ino, vol, again, &c.newChunks);
+    if (!s.ok()) return s;
+    r = std::move(meta_.commitWrites({c}).front());
+  }
+  if (!r.status.ok()) {
+    spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
+                  r.status.message);
+    return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
+                                                 : r.status;
+  }
+  ++stats_.commits;
   noteAttr(r.attr, false);
   return {};
 }

@@ -43,6 +43,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "backend/client/chunk_cache.h"
 #include "backend/client/journal.h"
@@ -60,6 +61,11 @@ struct DataPathOptions {
   uint64_t uploadBatchBytes = 8ull << 20;   // plaintext per pipelined put batch
   int readAheadChunks = 32;                 // chunks (~2 MiB at 64 KiB) fetched ahead
   int64_t flushAfterMs = 3000;              // background flush of older dirty data
+  // Closed files are committed by at most closedWorkers flusher threads at a
+  // time, each taking up to closedBatchFiles of them: new small files in one
+  // batch share their RPCs (DataPath::flushClosed).
+  int closedWorkers = 3;
+  size_t closedBatchFiles = 32;
 };
 
 struct DataPathStats {
@@ -152,6 +158,47 @@ class DataPath {
                       const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
                       uint64_t* tailOffset, const SetAttrRequest* attrs, const Caller* caller,
                       bool* attrsSent);
+  struct Piece;  // a run of buffered bytes that becomes one chunk (data_path.cc)
+  using PieceIndex = std::unordered_map<ChunkId, const Piece*, ChunkIdHash>;
+  // What a flush took from a file besides its bytes (moved to f.flushing): the
+  // journal records and deferred attribute changes its commit covers.
+  struct Taken {
+    std::vector<JournalSpan> journaled;
+    std::optional<SetAttrRequest> attrs;
+    Caller caller;
+    uint64_t attrsGeneration = 0;
+  };
+  // Moves the file's buffered bytes to f.flushing. False when nothing was
+  // buffered: *early is then the flush's outcome (deferred attributes sent,
+  // an earlier background failure). REQUIRES: f.flushMu held.
+  bool beginFlush(FileState& f, bool final, Taken* taken, Status* early);
+  // Applies a commit's outcome: on success the tail after the last cut goes
+  // back to the buffer and the covered journal records are done; on failure
+  // the bytes go back and the error is kept. REQUIRES: f.flushMu held.
+  void endFlush(FileState& f, bool final, bool background, const Taken& taken,
+                const Status& status, uint64_t tailOffset, bool attrsSent);
+  // Final flushes of closed files (the flusher threads). New files of at most
+  // kBatchFileBytes (untar, cp -a) share one findChunks, one put per storage
+  // node and one pipelined round of commits, which dfs-meta applies in one
+  // group; the others are flushed one by one. One status per file.
+  std::vector<Status> flushClosed(const std::vector<std::shared_ptr<FileState>>& files);
+  // Cuts `ranges` into chunks (FastCDC); a non-final cut leaves the bytes after
+  // the last cut point (*tailOffset) for later.
+  static void cutPieces(const RangeMap& ranges, bool final, const VolumeInfo& vol,
+                        std::vector<Piece>* pieces, uint64_t* committedEnd, uint64_t* tailOffset);
+  static std::vector<Extent> chunkExtents(const std::vector<Piece>& pieces);
+  // Dedup: indexes `pieces` by id and lists (each id once) those the cluster lacks.
+  Status findMissing(const std::vector<const Piece*>& pieces, PieceIndex* byId,
+                     std::vector<const Piece*>* toUpload);
+  // Encodes and uploads `list` (pipelined batches, re-placed on failed nodes)
+  // and appends each chunk's placement to *placed. `ino` is for the logs.
+  Status uploadPieces(uint64_t ino, const VolumeInfo& vol, const std::vector<const Piece*>& list,
+                      std::vector<ChunkPlacement>* placed);
+  // commitWrite; chunks collected since findChunks (MISSING_CHUNKS) are
+  // uploaded again from `byId` (null: none to offer) and the commit retried.
+  Status sendCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c, const PieceIndex* byId);
+  Status retryCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c, const PieceIndex& byId,
+                     CommitResult first);
   // Sends deferred attribute changes of a file with nothing buffered (setattr).
   // REQUIRES: file.flushMu held, file.mu not held.
   Status commitPendingAttrs(FileState& file);
@@ -200,6 +247,11 @@ class DataPath {
   bool wakeFlusher_ = false;  // a file passed its bound or memory is short: scan now; memoryMu_
   // Closed files to commit now (startFlush, afterFlush); memoryMu_.
   std::deque<std::shared_ptr<FileState>> closedQueue_;
+  // Flusher threads committing closed files right now (memoryMu_), at most
+  // closedWorkers_ (options), each taking up to closedBatch_ queued files.
+  int closedBusy_ = 0;
+  int closedWorkers_;
+  size_t closedBatch_;
   // Flusher threads: a commit mostly waits for RPCs, so two overlap well
   // (closed files are committed in the background).
   static constexpr int kFlushers = 8;

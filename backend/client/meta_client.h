@@ -54,6 +54,20 @@ struct MetaClientOptions {
 
 class Absorber;
 
+// The arguments of one commitWrite (MetaClient::commitWrites).
+struct CommitArgs {
+  uint64_t ino = 0;
+  std::vector<Extent> extents;
+  std::vector<ChunkPlacement> newChunks;
+  uint64_t newSize = 0;
+  bool setSize = false;
+  int64_t mtimeNs = 0;
+  uint64_t baseVersion = 0;
+  uint64_t journalSeq = 0;
+  const SetAttrRequest* attrs = nullptr;  // deferred attribute changes (null: none)
+  const Caller* caller = nullptr;
+};
+
 class MetaClient {
  public:
   MetaClient(RpcLoop& loop, MetaClientOptions options);
@@ -117,6 +131,9 @@ class MetaClient {
                            bool setSize, int64_t mtimeNs, uint64_t baseVersion = 0,
                            uint64_t journalSeq = 0, const SetAttrRequest* attrs = nullptr,
                            const Caller* caller = nullptr);
+  // Several commitWrite calls sent together (pipelined on one connection, so
+  // dfs-meta applies them in one group commit): one result per entry, in order.
+  std::vector<CommitResult> commitWrites(const std::vector<CommitArgs>& commits);
   // Journal replay: the highest journalSeq committed per inode under `journal`.
   Result<std::vector<uint64_t>> journalApplied(uint64_t journal, const std::vector<uint64_t>& inodes);
   // Drops what the metadata node keeps for the client id `journal`.
