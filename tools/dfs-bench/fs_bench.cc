@@ -1,10 +1,15 @@
 // File-system benchmarks: metadata ops/s, sequential write and cold read, untar of a
 // ~9,000-file tree. Every figure is the median of --repeat runs and is printed next
 // to the same figure for each baseline directory (local disk, tmpfs) measured in the
-// same run, as a ratio — absolute numbers drift on shared machines.
+// same run, as a ratio — absolute numbers drift on shared machines. With
+// --fuse-baseline, one more baseline is a bare FUSE passthrough (tools/dfs-passthrough)
+// mounted for the run: the "FUSE ceiling" of DESIGN.md §9.
 #include "tools/dfs-bench/fs_bench.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,10 +18,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "backend/common/options.h"
@@ -35,8 +44,11 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+void cleanUp();
+
 [[noreturn]] void die(const std::string& message) {
   fprintf(stderr, "dfs-bench fs: %s\n", message.c_str());
+  cleanUp();
   exit(1);
 }
 
@@ -91,10 +103,20 @@ void metadataOps(const std::string& dir, int count, Measures& out) {
   rmdir(base.c_str());
 }
 
+void dropPageCache(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) die("open " + path + ": " + strerror(errno));
+  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  close(fd);
+}
+
 // Sequential write of `bytes` (1 MiB writes, fsync at the end), then a cold read after
 // dropping the page cache for the file. The data is generated before the clock starts:
 // the random generator alone would take ~1 CPU-second per GiB of the 2 cores measured.
-void sequential(const std::string& dir, uint64_t bytes, Measures& out) {
+// `backingDir`, for a FUSE passthrough, is the source directory behind `dir`: the file is
+// cached there too, and that cache is dropped as well.
+void sequential(const std::string& dir, const std::string& backingDir, uint64_t bytes,
+                Measures& out) {
   std::string path = dir + "/seq-bench.bin";
   constexpr size_t kBlock = 1 << 20;
   bytes = (bytes + kBlock - 1) / kBlock * kBlock;
@@ -113,9 +135,8 @@ void sequential(const std::string& dir, uint64_t bytes, Measures& out) {
   if (fsync(fd) != 0) die("fsync failed");
   close(fd);
   out.samples["seq write MB/s"].push_back(bytes / 1e6 / secondsSince(t));
-  fd = open(path.c_str(), O_RDONLY);
-  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  close(fd);
+  dropPageCache(path);
+  if (!backingDir.empty()) dropPageCache(backingDir + "/seq-bench.bin");
   t = Clock::now();
   fd = open(path.c_str(), O_RDONLY);
   uint64_t total = 0;
@@ -155,7 +176,10 @@ std::string makeTar(const std::string& workDir, int files) {
   return tar;
 }
 
-void untar(const std::string& dir, const std::string& tar, Measures& out) {
+// `backingDir`: a FUSE passthrough's source directory behind `dir`, synced too (libfuse
+// has no syncfs operation, so `sync -f` on the passthrough mount reaches no disk).
+void untar(const std::string& dir, const std::string& backingDir, const std::string& tar,
+           Measures& out) {
   std::string dest = dir + "/untar-bench";
   mkdir(dest.c_str(), 0755);
   auto t = Clock::now();
@@ -167,9 +191,166 @@ void untar(const std::string& dir, const std::string& tar, Measures& out) {
   run("tar -C '" + dest + "' -xf '" + tar + "'");
   out.samples["untar s"].push_back(secondsSince(t));
   run("sync '" + dest + "' && sync -f '" + dest + "'");
+  if (!backingDir.empty()) run("sync -f '" + backingDir + "'");
   out.samples["untar+sync s"].push_back(secondsSince(t));
   run("rm -rf '" + dest + "'");
 }
+
+// True if `path` is a mount point now (read from /proc/self/mountinfo: a stat() of the
+// mount point could block on a FUSE daemon that is going away).
+bool isMountPoint(const std::string& path) {
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, mountPoint;
+    if (fields >> id >> parent >> device >> root >> mountPoint && mountPoint == path) return true;
+  }
+  return false;
+}
+
+// The --fuse-baseline: dfs-passthrough serving a fresh directory under /var/tmp at a
+// mount point next to it, for the duration of the run. stop() always runs: at the end,
+// and from die(); the daemon also gets SIGTERM (and unmounts) should dfs-bench itself
+// be killed (PR_SET_PDEATHSIG).
+class FuseBaseline {
+ public:
+  // Dies (after cleaning up) if the mount does not come up within 10 s.
+  void start(const std::string& binary) {
+    char root[] = "/var/tmp/dfs-bench-fuse-XXXXXX";
+    if (!mkdtemp(root)) die(std::string("mkdtemp: ") + strerror(errno));
+    root_ = root;
+    source_ = root_ + "/source";
+    mountPoint_ = root_ + "/mnt";
+    if (mkdir(source_.c_str(), 0755) != 0 || mkdir(mountPoint_.c_str(), 0755) != 0) {
+      die("cannot create " + source_ + ": " + strerror(errno));
+    }
+    pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) die(std::string("fork: ") + strerror(errno));
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(1);
+      int null = open("/dev/null", O_RDWR);
+      if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);  // the benchmark's table stays alone on stdout
+      }
+      execl(binary.c_str(), binary.c_str(), source_.c_str(), mountPoint_.c_str(), "-f",
+            static_cast<char*>(nullptr));
+      fprintf(stderr, "dfs-bench fs: cannot run %s: %s\n", binary.c_str(), strerror(errno));
+      _exit(127);
+    }
+    for (int waited = 0; !isMountPoint(mountPoint_); waited += 20) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        die(binary + " exited before the mount came up");
+      }
+      if (waited > 10000) die(binary + " did not mount " + mountPoint_ + " within 10 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    fprintf(stderr, "fuse-passthrough: %s serves %s at %s\n", binary.c_str(), source_.c_str(),
+            mountPoint_.c_str());
+  }
+
+  // Unmounts, ends the daemon, removes the directories. Safe to call twice; never dies.
+  void stop() {
+    if (root_.empty()) return;
+    unmount();
+    if (pid_ > 0) {
+      // Unmounted, the daemon leaves its loop and exits; otherwise it is told to.
+      if (!waitExit(std::chrono::seconds(5))) {
+        kill(pid_, SIGTERM);
+        if (!waitExit(std::chrono::seconds(5))) {
+          kill(pid_, SIGKILL);
+          waitpid(pid_, nullptr, 0);
+        }
+      }
+      pid_ = -1;
+    }
+    if (isMountPoint(mountPoint_)) {
+      fprintf(stderr, "dfs-bench fs: %s is still mounted; leaving %s\n", mountPoint_.c_str(),
+              root_.c_str());
+    } else if (system(("rm -rf '" + root_ + "'").c_str()) != 0) {
+      fprintf(stderr, "dfs-bench fs: cannot remove %s\n", root_.c_str());
+    }
+    root_.clear();
+  }
+
+  const std::string& mountPoint() const { return mountPoint_; }
+  const std::string& sourceDir() const { return source_; }
+
+ private:
+  // fusermount3 -u, again a second later (the mount may still be busy), then lazily.
+  void unmount() {
+    const char* attempts[] = {"-u", "-u", "-uz"};
+    for (int i = 0; i < 3 && isMountPoint(mountPoint_); ++i) {
+      if (i == 1) std::this_thread::sleep_for(std::chrono::seconds(1));
+      if (i == 2) fprintf(stderr, "dfs-bench fs: lazy unmount of %s\n", mountPoint_.c_str());
+      std::string command = std::string("fusermount3 ") + attempts[i] + " '" + mountPoint_ + "'";
+      if (i < 2) command += " 2>/dev/null";
+      if (system(command.c_str()) == 0) return;
+    }
+  }
+
+  bool waitExit(std::chrono::seconds limit) {
+    auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  std::string root_;  // the temporary directory holding source_ and mountPoint_
+  std::string source_;
+  std::string mountPoint_;
+  pid_t pid_ = -1;  // the dfs-passthrough process
+};
+
+// What the end of the run, or die() before it, must undo.
+struct Leftovers {
+  FuseBaseline* fuseBaseline = nullptr;  // mounted by this process
+  std::string workDir;                   // the tar and its tree
+};
+Leftovers leftovers;
+
+void cleanUp() {
+  // Taken first, so that a die() during the cleanup does not come back to it.
+  FuseBaseline* baseline = std::exchange(leftovers.fuseBaseline, nullptr);
+  std::string workDir = std::exchange(leftovers.workDir, "");
+  if (baseline) baseline->stop();
+  if (!workDir.empty() && system(("rm -rf '" + workDir + "'").c_str()) != 0) {
+    fprintf(stderr, "dfs-bench fs: cannot remove %s\n", workDir.c_str());
+  }
+}
+
+// The dfs-passthrough binary for --fuse-baseline[=PATH]: PATH, or the one next to this
+// executable (both land in the build's bin/ folder). Empty if the option is off.
+std::string fuseBaselineBinary(const std::string& value) {
+  if (value.empty() || value == "false" || value == "0" || value == "no" || value == "off") {
+    return "";
+  }
+  std::string binary = value;
+  if (value == "true" || value == "1" || value == "yes" || value == "on") {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) die(std::string("readlink /proc/self/exe: ") + strerror(errno));
+    std::string exe(self, size_t(n));
+    binary = exe.substr(0, exe.rfind('/') + 1) + "dfs-passthrough";
+  }
+  if (access(binary.c_str(), X_OK) != 0) {
+    die("--fuse-baseline: " + binary + ": " + strerror(errno) +
+        " (build it: ninja dfs-passthrough; or give --fuse-baseline=PATH)");
+  }
+  return binary;
+}
+
+struct Target {
+  std::string label;       // the column header
+  std::string dir;         // where the figures are measured
+  std::string backingDir;  // a FUSE passthrough's source directory behind `dir`, or empty
+};
 
 const std::vector<OptionSpec> kSpecs = {
     {"target", "", "directory on the mounted DFS volume"},
@@ -179,6 +360,10 @@ const std::vector<OptionSpec> kSpecs = {
     {"size", "1G", "bytes for the sequential write/read"},
     {"tree-files", "9000", "files in the untar tree"},
     {"only", "", "comma-separated subset: meta,seq,untar"},
+    {"fuse-baseline", "",
+     "also measure a bare FUSE passthrough, column 'fuse-passthrough' (DESIGN.md §9's FUSE "
+     "ceiling): dfs-passthrough from dfs-bench's folder (or =PATH) over a temp dir in /var/tmp",
+     true},
 };
 
 }  // namespace
@@ -200,45 +385,60 @@ int runFsBench(int argc, char** argv) {
   std::string only = options.get("only");
   auto wanted = [&](const char* what) { return only.empty() || only.find(what) != std::string::npos; };
 
-  std::vector<std::pair<std::string, std::string>> targets = {{"dfs", options.get("target")}};
+  std::vector<Target> targets = {{"dfs", options.get("target"), ""}};
   std::string list = options.get("baseline");
   for (size_t pos = 0; pos <= list.size();) {
     size_t comma = list.find(',', pos);
     if (comma == std::string::npos) comma = list.size();
     std::string dir = list.substr(pos, comma - pos);
-    if (!dir.empty()) targets.push_back({dir, dir});
+    if (!dir.empty()) targets.push_back({dir, dir, ""});
     pos = comma + 1;
+  }
+  std::string passthrough = fuseBaselineBinary(options.get("fuse-baseline"));
+  FuseBaseline fuseBaseline;
+  if (!passthrough.empty()) {
+    leftovers.fuseBaseline = &fuseBaseline;
+    fuseBaseline.start(passthrough);
+    targets.push_back({"fuse-passthrough", fuseBaseline.mountPoint(), fuseBaseline.sourceDir()});
   }
   char work[] = "/var/tmp/dfs-bench-XXXXXX";
   if (!mkdtemp(work)) die("mkdtemp failed");
+  leftovers.workDir = work;
   std::string tar = wanted("untar") ? makeTar(work, treeFiles) : "";
 
   std::map<std::string, Measures> results;
   for (int r = 0; r < repeat; ++r) {
     // Interleave targets within each repeat so drift affects them alike.
-    for (const auto& [label, dir] : targets) {
-      std::string sub = dir + "/dfs-bench-" + std::to_string(getpid());
+    for (const Target& target : targets) {
+      std::string name = "/dfs-bench-" + std::to_string(getpid());
+      std::string sub = target.dir + name;
+      std::string backingSub = target.backingDir.empty() ? "" : target.backingDir + name;
+      Measures& measures = results[target.label];
       if (mkdir(sub.c_str(), 0755) != 0) die("cannot create " + sub + ": " + strerror(errno));
-      if (wanted("meta")) metadataOps(sub, files, results[label]);
-      if (wanted("seq")) sequential(sub, bytes, results[label]);
-      if (wanted("untar")) untar(sub, tar, results[label]);
+      if (wanted("meta")) metadataOps(sub, files, measures);
+      if (wanted("seq")) sequential(sub, backingSub, bytes, measures);
+      if (wanted("untar")) untar(sub, backingSub, tar, measures);
       rmdir(sub.c_str());
-      fprintf(stderr, "run %d/%d done on %s\n", r + 1, repeat, label.c_str());
+      fprintf(stderr, "run %d/%d done on %s\n", r + 1, repeat, target.label.c_str());
     }
   }
-  run(std::string("rm -rf '") + work + "'");
+  cleanUp();
 
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   printf("dfs-bench fs: median of %d runs, %ld cores; ratio = dfs / baseline\n", repeat, cores);
+  // Each baseline's column is at least as wide as its label.
+  auto width = [&](size_t i) { return int(std::max<size_t>(14, targets[i].label.size())); };
   printf("%-16s %12s", "figure", "dfs");
-  for (size_t i = 1; i < targets.size(); ++i) printf(" %14s %8s", targets[i].first.c_str(), "ratio");
+  for (size_t i = 1; i < targets.size(); ++i) {
+    printf(" %*s %8s", width(i), targets[i].label.c_str(), "ratio");
+  }
   printf("\n");
   for (const auto& [figure, samples] : results["dfs"].samples) {
     double value = median(samples);
     printf("%-16s %12.1f", figure.c_str(), value);
     for (size_t i = 1; i < targets.size(); ++i) {
-      double base = median(results[targets[i].first].samples[figure]);
-      printf(" %14.1f %8.2f", base, base > 0 ? value / base : 0.0);
+      double base = median(results[targets[i].label].samples[figure]);
+      printf(" %*.1f %8.2f", width(i), base, base > 0 ? value / base : 0.0);
     }
     printf("\n");
   }
