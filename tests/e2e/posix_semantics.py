@@ -166,6 +166,10 @@ expect_errno(errno.EEXIST, os.setxattr, x, "user.colour", b"red", os.XATTR_CREAT
 expect_errno(errno.ENODATA, os.setxattr, x, "user.none", b"v", os.XATTR_REPLACE, what="XATTR_REPLACE on absent")
 os.removexattr(x, "user.colour")
 expect_errno(errno.ENODATA, os.getxattr, x, "user.colour", what="getxattr after removexattr")
+# POSIX ACLs are refused (cp -a and setfacl then fall back to the mode bits), none is ever read.
+acl = bytes([2, 0, 0, 0, 1, 0, 6, 0, 255, 255, 255, 255, 4, 0, 4, 0, 255, 255, 255, 255, 32, 0, 4, 0, 255, 255, 255, 255])
+expect_errno(errno.EOPNOTSUPP, os.setxattr, x, "system.posix_acl_access", acl, what="setting a POSIX ACL")
+expect_errno(errno.ENODATA, os.getxattr, x, "system.posix_acl_access", what="reading a POSIX ACL")
 
 # --- permissions for a non-root user -----------------------------------------------------------
 os.makedirs(p("perm", "private"), exist_ok=True)
