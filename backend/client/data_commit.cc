@@ -1,0 +1,579 @@
+// The commit path of DataPath (the rest is in data_path.cc): a flush takes a
+// file's buffered bytes (beginFlush), cuts them into chunks, asks which the
+// cluster lacks, encodes and uploads those, commits the file's new extents in
+// one metadata transaction and applies the outcome (endFlush). flushClosed does
+// the same for a batch of closed files at once.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <future>
+#include <unordered_set>
+#include <utility>
+
+#include "backend/client/data_path.h"
+#include "backend/client/data_path_internal.h"
+#include "backend/common/chunk_codec.h"
+#include "backend/common/fastcdc.h"
+#include "backend/common/placement.h"
+
+namespace dfs {
+
+using namespace data_path_detail;
+
+Status DataPath::flushFile(FileState& f, bool final, bool background) {
+  std::lock_guard<std::mutex> flushLock(f.flushMu);
+  Taken taken;
+  Status early;
+  if (!beginFlush(f, final, &taken, &early)) return early;
+  uint64_t committedEnd = 0;
+  uint64_t tailOffset = UINT64_MAX;
+  bool attrsSent = false;
+  Status status = commitRanges(f, f.flushing, final, taken.journaled, &committedEnd, &tailOffset,
+                               taken.attrs ? &*taken.attrs : nullptr, &taken.caller, &attrsSent);
+  endFlush(f, final, background, taken, status, tailOffset, attrsSent);
+  return status;
+}
+
+bool DataPath::beginFlush(FileState& f, bool final, Taken* taken, Status* early) {
+  std::unique_lock<std::mutex> lock(f.mu);
+  if (f.dirty.empty()) {
+    if (f.attrsPending) {
+      lock.unlock();
+      Status sent = commitPendingAttrs(f);
+      lock.lock();
+      if (!sent.ok() && f.error.ok()) f.error = sent;
+    }
+    *early = f.error;
+    if (final) f.error = {};
+    auto releases = takeReleases(f);
+    lock.unlock();
+    runReleases(std::move(releases));
+    return false;
+  }
+  f.flushing = f.dirty.take();
+  f.firstDirtyNs = 0;
+  f.drained.notify_all();
+  // Accounting unchanged: the bytes moved from dirty to flushing.
+  taken->journaled.assign(f.journaled.begin(), f.journaled.end());
+  if (f.attrsPending) {
+    taken->attrs = f.pendingSet;
+    taken->caller = f.pendingCaller;
+    taken->attrsGeneration = f.attrsGeneration;
+  }
+  return true;
+}
+
+void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& taken,
+                        const Status& status, uint64_t tailOffset, bool attrsSent) {
+  std::vector<std::function<void()>> releases;
+  {
+    std::unique_lock<std::shared_mutex> commit(f.commitMu);
+    std::lock_guard<std::mutex> lock(f.mu);
+    if (status.ok()) {
+      if (tailOffset != UINT64_MAX) {
+        // The bytes after the last cut point stay buffered for the next flush.
+        for (auto& [off, data] : f.flushing) {
+          uint64_t end = off + data.size();
+          if (end <= tailOffset) continue;
+          uint64_t b = std::max(off, tailOffset);
+          f.dirty.fillGaps(b, data.view().substr(b - off));
+        }
+        if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
+      }
+      f.window.reset();
+      // Journal records of the snapshot whose bytes were all committed are done
+      // (those reaching into the kept tail stay live).
+      uint64_t last = taken.journaled.empty() ? 0 : taken.journaled.back().seq;
+      if (attrsSent && f.attrsGeneration == taken.attrsGeneration) f.attrsPending = false;
+      for (auto it = f.journaled.begin(); it != f.journaled.end() && it->seq <= last;) {
+        if (it->attrs ? attrsSent : it->end <= tailOffset) {
+          if (journal_) journal_->done(it->seq);
+          it = f.journaled.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    } else {
+      for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data.view());
+      if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
+      f.retryAfterNs = nowNs() + kFailedFlushRetryNs;
+      if (f.error.ok()) f.error = status;
+    }
+    f.flushing.clear();
+    f.drained.notify_all();
+    addDirty(reaccount(f));
+    if (!status.ok() && final && !background) f.error = {};
+    if (status.ok()) releases = takeReleases(f);
+  }
+  runReleases(std::move(releases));
+}
+
+std::vector<Status> DataPath::flushClosed(const std::vector<std::shared_ptr<FileState>>& files) {
+  std::vector<Status> out(files.size());
+  // A batch member: a new file whose whole content goes in one final commit.
+  struct Member {
+    size_t index;
+    FileState* f;
+    Taken taken;
+    std::vector<Piece> pieces;
+    std::vector<Extent> extents;
+    uint64_t committedEnd = 0;
+    int64_t mtime = 0;
+    uint64_t baseVersion = 0;
+  };
+  std::vector<std::unique_lock<std::mutex>> locks;
+  std::vector<Member> members;
+  std::vector<size_t> later;  // flushMu busy: flushed alone once the batch is done
+  VolumeInfo vol = meta_.volume();
+  for (size_t i = 0; i < files.size(); ++i) {
+    FileState& f = *files[i];
+    // Never wait for a second flushMu while holding one (a writer's fsync
+    // holds its file's): a busy file is flushed on its own afterwards.
+    std::unique_lock<std::mutex> flushLock(f.flushMu, std::try_to_lock);
+    if (!flushLock.owns_lock()) {
+      later.push_back(i);
+      continue;
+    }
+    Taken taken;
+    if (!beginFlush(f, true, &taken, &out[i])) continue;
+    bool batchable;
+    int64_t mtime;
+    uint64_t baseVersion;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      batchable = f.attrKnown && f.attr.size == 0 && mapEnd(f.flushing) <= kBatchFileBytes;
+      mtime = f.lastWriteNs;
+      baseVersion = f.dirtyBase;
+    }
+    if (!batchable) {
+      // Committed content to merge with, or large: the general path.
+      uint64_t committedEnd = 0, tailOffset = UINT64_MAX;
+      bool attrsSent = false;
+      out[i] = commitRanges(f, f.flushing, true, taken.journaled, &committedEnd, &tailOffset,
+                            taken.attrs ? &*taken.attrs : nullptr, &taken.caller, &attrsSent);
+      endFlush(f, true, true, taken, out[i], tailOffset, attrsSent);
+      continue;
+    }
+    Member m{i, &f, std::move(taken), {}, {}, 0, mtime, baseVersion};
+    if (mapEnd(f.flushing) <= vol.inlineThreshold) {
+      m.extents = inlineExtents(f.flushing);
+      m.committedEnd = mapEnd(f.flushing);
+    } else {
+      uint64_t tailOffset = UINT64_MAX;  // a final cut leaves no tail
+      cutPieces(f.flushing, true, vol, &m.pieces, &m.committedEnd, &tailOffset);
+      m.extents = chunkExtents(m.pieces);
+    }
+    locks.push_back(std::move(flushLock));
+    members.push_back(std::move(m));
+  }
+
+  // One dedup question and one upload for the chunks of every member.
+  std::vector<const Piece*> all;
+  for (const auto& m : members) {
+    for (const auto& p : m.pieces) all.push_back(&p);
+  }
+  PieceIndex byId;
+  std::vector<ChunkPlacement> uploaded;
+  Status shared;
+  if (!all.empty()) {
+    std::vector<const Piece*> toUpload;
+    shared = findMissing(all, &byId, &toUpload);
+    if (shared.ok()) shared = uploadPieces(files.front()->ino, vol, toUpload, &uploaded);
+  }
+  std::vector<CommitArgs> commits;
+  std::vector<Member*> committing;
+  for (auto& m : members) {
+    if (!shared.ok() && !m.pieces.empty()) {
+      out[m.index] = shared;
+      endFlush(*m.f, true, true, m.taken, shared, UINT64_MAX, false);
+      continue;
+    }
+    CommitArgs c;
+    c.ino = m.f->ino;
+    c.extents = std::move(m.extents);
+    if (!m.pieces.empty()) {
+      std::unordered_set<ChunkId, ChunkIdHash> mine;
+      for (const auto& p : m.pieces) mine.insert(p.id);
+      for (const auto& placement : uploaded) {
+        if (mine.count(placement.layout.id)) c.newChunks.push_back(placement);
+      }
+    }
+    c.newSize = m.committedEnd;
+    c.mtimeNs = m.mtime;
+    c.baseVersion = m.baseVersion;
+    c.journalSeq = journalMark(m.taken.journaled, UINT64_MAX);
+    c.attrs = m.taken.attrs ? &*m.taken.attrs : nullptr;
+    c.caller = &m.taken.caller;
+    commits.push_back(std::move(c));
+    committing.push_back(&m);
+  }
+  if (!commits.empty()) {
+    std::vector<CommitResult> results = meta_.commitWrites(commits);
+    for (size_t j = 0; j < committing.size(); ++j) {
+      Member& m = *committing[j];
+      CommitResult& r = results[j];
+      if (r.status.ok()) {
+        ++stats_.commits;
+        noteAttr(r.attr, false);
+      } else if (r.status.code == Code::MISSING_CHUNKS) {
+        // Collected between findChunks and the commit: this file alone, again.
+        out[m.index] = retryCommit(*m.f, vol, commits[j], byId, std::move(r));
+      } else {
+        spdlog::error("commit of inode {} failed: {} {}", m.f->ino, codeName(r.status.code),
+                      r.status.message);
+        out[m.index] = r.status;
+      }
+      bool attrsSent = out[m.index].ok() && m.taken.attrs.has_value();
+      endFlush(*m.f, true, true, m.taken, out[m.index], UINT64_MAX, attrsSent);
+    }
+  }
+  members.clear();
+  locks.clear();
+  for (size_t i : later) out[i] = flushFile(*files[i], true, /*background=*/true);
+  return out;
+}
+
+void DataPath::refreshClusterMap(bool force) {
+  {
+    std::lock_guard<std::mutex> lock(clusterMu_);
+    if (!force && clusterFetchedNs_ != 0 && monotonicNs() - clusterFetchedNs_ < kClusterRefreshNs) {
+      return;
+    }
+  }
+  auto map = meta_.clusterMap();
+  if (!map.ok()) return;
+  std::lock_guard<std::mutex> lock(clusterMu_);
+  cluster_ = std::move(map).value();
+  clusterFetchedNs_ = monotonicNs();
+}
+
+Status DataPath::commitPendingAttrs(FileState& f) {
+  SetAttrRequest set;
+  Caller caller;
+  uint64_t generation, last = 0;
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    if (!f.attrsPending) return {};
+    set = f.pendingSet;
+    caller = f.pendingCaller;
+    generation = f.attrsGeneration;
+    for (const auto& span : f.journaled) {
+      if (span.attrs) last = span.seq;
+    }
+  }
+  auto r = meta_.setattr(f.ino, set, caller);
+  if (!r.ok()) {
+    spdlog::error("deferred setattr of inode {} failed: {}", f.ino, r.status().message);
+    return r.status();
+  }
+  noteAttr(r.value(), false);
+  std::lock_guard<std::mutex> lock(f.mu);
+  if (f.attrsGeneration == generation) f.attrsPending = false;
+  for (auto it = f.journaled.begin(); it != f.journaled.end();) {
+    if (it->attrs && it->seq <= last) {
+      if (journal_) journal_->done(it->seq);
+      it = f.journaled.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return {};
+}
+
+Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
+                              const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
+                              uint64_t* tailOffset, const SetAttrRequest* attrs,
+                              const Caller* caller, bool* attrsSent) {
+  VolumeInfo vol = meta_.volume();
+  uint64_t committedSize;
+  int64_t mtime;
+  uint64_t baseVersion;
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    committedSize = f.attrKnown ? f.attr.size : 0;
+    mtime = f.lastWriteNs;
+    baseVersion = f.dirtyBase;
+    if (!f.attrKnown) {
+      // Unknown committed size (should not happen after open): ask.
+    }
+  }
+  if (!f.attrKnown) {
+    auto attr = meta_.getattr(f.ino);
+    if (!attr.ok()) return attr.status();
+    noteAttr(attr.value(), false);
+    committedSize = attr.value().size;
+  }
+  uint64_t newEnd = mapEnd(ranges);
+  uint64_t finalSize = std::max(committedSize, newEnd);
+  CommitArgs c;
+  c.ino = f.ino;
+  c.mtimeNs = mtime;
+  c.baseVersion = baseVersion;
+  c.attrs = attrs;
+  c.caller = caller;
+  std::vector<Piece> pieces;
+  PieceIndex byId;
+  if (finalSize <= vol.inlineThreshold) {
+    c.extents = inlineExtents(ranges);
+    *committedEnd = newEnd;
+  } else {
+    if (committedSize > 0 && committedSize <= vol.inlineThreshold) {
+      // The file outgrows inline storage: re-chunk its inline head with the new bytes.
+      std::string head(committedSize, '\0');
+      {
+        std::shared_lock<std::shared_mutex> commit(f.commitMu);
+        Status s = readCommitted(f, 0, committedSize, head.data());
+        if (!s.ok()) return s;
+      }
+      std::lock_guard<std::mutex> lock(f.mu);
+      DirtyRanges merged;
+      for (auto& [off, data] : ranges) merged.write(off, data.view());
+      merged.fillGaps(0, head);
+      ranges = merged.take();
+    }
+    cutPieces(ranges, final, vol, &pieces, committedEnd, tailOffset);
+    if (pieces.empty()) return {};  // everything is tail; nothing to commit yet
+    std::vector<const Piece*> all, toUpload;
+    for (const auto& p : pieces) all.push_back(&p);
+    Status s = findMissing(all, &byId, &toUpload);
+    if (!s.ok()) return s;
+    s = uploadPieces(f.ino, vol, toUpload, &c.newChunks);
+    if (!s.ok()) return s;
+    c.extents = chunkExtents(pieces);
+  }
+  c.newSize = *committedEnd;
+  c.journalSeq = journalMark(journaled, *tailOffset);
+  Status s = sendCommit(f, vol, c, pieces.empty() ? nullptr : &byId);
+  if (s.ok()) *attrsSent = attrs != nullptr;
+  return s;
+}
+
+void DataPath::cutPieces(const RangeMap& ranges, bool final, const VolumeInfo& vol,
+                         std::vector<Piece>* pieces, uint64_t* committedEnd,
+                         uint64_t* tailOffset) {
+  ChunkerParams params{vol.chunkMin, vol.chunkAvg, vol.chunkMax};
+  if (!validateChunkerParams(params).ok()) params = kDefaultChunkerParams;
+  FastCdc cdc(params);
+  *committedEnd = 0;
+  for (auto it = ranges.begin(); it != ranges.end(); ++it) {
+    bool last = std::next(it) == ranges.end();
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(it->second.data());
+    size_t size = it->second.size();
+    size_t pos = 0;
+    while (pos < size) {
+      size_t n = cdc.nextChunk(data + pos, size - pos, final || !last);
+      if (n == 0) {
+        *tailOffset = it->first + pos;
+        break;
+      }
+      pieces->push_back(Piece{it->first + pos, data + pos, uint32_t(n), sha256(data + pos, n)});
+      pos += n;
+    }
+    if (pos > 0) *committedEnd = std::max(*committedEnd, it->first + pos);
+  }
+}
+
+std::vector<Extent> DataPath::chunkExtents(const std::vector<Piece>& pieces) {
+  std::vector<Extent> extents;
+  for (const auto& p : pieces) {
+    Extent e;
+    e.fileOffset = p.fileOffset;
+    e.length = p.size;
+    e.kind = Extent::Kind::kChunk;
+    e.chunk = p.id;
+    e.chunkOffset = 0;
+    extents.push_back(std::move(e));
+  }
+  return extents;
+}
+
+Status DataPath::findMissing(const std::vector<const Piece*>& pieces, PieceIndex* byId,
+                             std::vector<const Piece*>* toUpload) {
+  std::vector<ChunkId> unique;
+  for (const Piece* p : pieces) {
+    if (byId->emplace(p->id, p).second) unique.push_back(p->id);
+  }
+  auto present = meta_.findChunks(unique);
+  if (!present.ok()) return present.status();
+  for (size_t i = 0; i < unique.size(); ++i) {
+    if (!present.value()[i]) toUpload->push_back((*byId)[unique[i]]);
+  }
+  stats_.chunksDeduped += unique.size() - toUpload->size();
+  return {};
+}
+
+Status DataPath::uploadPieces(uint64_t ino, const VolumeInfo& vol,
+                              const std::vector<const Piece*>& list,
+                              std::vector<ChunkPlacement>* placed) {
+  std::vector<ChunkPlacement>& newChunks = *placed;
+  std::vector<const Piece*> pending = list;
+  for (int attempt = 0; attempt < kUploadAttempts && !pending.empty(); ++attempt) {
+    refreshClusterMap(attempt > 0);
+    std::vector<PlacementNode> up;
+    std::unordered_map<uint32_t, std::string> addresses;
+    size_t usable = 0;
+    auto collect = [&] {
+      up.clear();
+      usable = 0;
+      std::lock_guard<std::mutex> lock(clusterMu_);
+      int64_t now = monotonicNs();
+      for (const auto& n : cluster_.nodes) {
+        addresses[n.id] = n.address;
+        auto ex = excludedUntilNs_.find(n.id);
+        bool excluded = ex != excludedUntilNs_.end() && ex->second > now;
+        up.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
+        usable += n.up && !excluded;
+      }
+    };
+    collect();
+    // Right after a dfs-meta restart the storage nodes re-register within a
+    // heartbeat or two: wait a little for enough of them before failing.
+    for (int wait = 0; wait < kPlacementWaits && usable < size_t(vol.ecK + vol.ecM); ++wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      refreshClusterMap(true);
+      collect();
+    }
+    struct Batch {
+      std::vector<const Piece*> pieces;
+      std::vector<EncodedChunk> encoded;
+      std::vector<std::vector<uint32_t>> nodes;
+      uint64_t bytes = 0;
+      std::future<PutOutcome> future;
+    };
+    std::deque<std::shared_ptr<Batch>> inflight;
+    std::vector<const Piece*> retry;
+    Status firstError;
+    auto finish = [&](Batch& b) {
+      PutOutcome out = b.future.get();
+      if (out.status.ok()) {
+        for (size_t i = 0; i < b.encoded.size(); ++i) {
+          newChunks.push_back(ChunkPlacement{b.encoded[i].layout, b.nodes[i]});
+        }
+        stats_.chunksUploaded += b.encoded.size();
+        uint64_t sent = 0;
+        for (const auto& e : b.encoded) sent += uint64_t(e.layout.fragmentSize) * e.fragments.size();
+        dataPathMetrics().bytesOut.inc(sent);
+        return;
+      }
+      if (firstError.ok() || out.status.code == Code::NO_SPACE) firstError = out.status;
+      {
+        std::lock_guard<std::mutex> lock(clusterMu_);
+        for (uint32_t node : out.failedNodes) {
+          excludedUntilNs_[node] = monotonicNs() + kExcludeNodeNs;
+        }
+      }
+      retry.insert(retry.end(), b.pieces.begin(), b.pieces.end());
+    };
+    auto submit = [&](std::shared_ptr<Batch> b) {
+      std::vector<FragmentPut> puts;
+      for (size_t i = 0; i < b->encoded.size(); ++i) {
+        auto& enc = b->encoded[i];
+        for (size_t j = 0; j < enc.fragments.size(); ++j) {
+          uint32_t node = b->nodes[i][j];
+          // The batch owns the fragments the request points at (zero-copy).
+          puts.push_back(FragmentPut{node, addresses[node], fragmentId(enc.layout.id, uint8_t(j)),
+                                     &enc.fragments[j], enc.layout.checksums[j], b});
+        }
+      }
+      b->future = storage_.put(std::move(puts));
+      inflight.push_back(std::move(b));
+      while (inflight.size() > kMaxPutsInFlight) {
+        finish(*inflight.front());
+        inflight.pop_front();
+      }
+    };
+    auto batch = std::make_shared<Batch>();
+    Status fatal;
+    for (const Piece* p : pending) {
+      auto nodes = placeFragments(p->id, up, size_t(vol.ecK + vol.ecM));
+      if (!nodes.ok()) {
+        fatal = Status::error(Code::UNAVAILABLE,
+                              "cannot place " + std::to_string(vol.ecK + vol.ecM) +
+                                  " fragments (k=" + std::to_string(vol.ecK) + ", m=" +
+                                  std::to_string(vol.ecM) + "): " + nodes.status().message);
+        break;
+      }
+      auto enc = encodeChunk(p->data, p->size, vol.ecK, vol.ecM, vol.compressionLevel, &p->id);
+      if (!enc.ok()) {
+        fatal = enc.status();
+        break;
+      }
+      batch->pieces.push_back(p);
+      batch->encoded.push_back(std::move(enc).value());
+      batch->nodes.push_back(std::move(nodes).value());
+      batch->bytes += p->size;
+      if (batch->bytes >= options_.uploadBatchBytes) {
+        submit(std::move(batch));
+        batch = std::make_shared<Batch>();
+      }
+    }
+    if (fatal.ok() && !batch->encoded.empty()) submit(std::move(batch));
+    while (!inflight.empty()) {
+      finish(*inflight.front());
+      inflight.pop_front();
+    }
+    if (!fatal.ok()) {
+      spdlog::error("write of inode {} failed: {}", ino, fatal.message);
+      return fatal;
+    }
+    if (!retry.empty()) {
+      spdlog::warn("inode {}: {} chunks failed to upload ({}); re-placing", ino,
+                   retry.size(), firstError.message);
+      if (attempt + 1 == kUploadAttempts) {
+        spdlog::error("write of inode {} failed: {}", ino, firstError.message);
+        return firstError.code == Code::NO_SPACE ? firstError
+                                                 : Status::error(Code::IO, firstError.message);
+      }
+    }
+    pending = std::move(retry);
+  }
+  return {};
+}
+
+Status DataPath::sendCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
+                            const PieceIndex* byId) {
+  CommitResult r = std::move(meta_.commitWrites({c}).front());
+  if (r.status.code == Code::MISSING_CHUNKS && byId != nullptr) {
+    return retryCommit(f, vol, c, *byId, std::move(r));
+  }
+  if (!r.status.ok()) {
+    spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
+                  r.status.message);
+    return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
+                                                 : r.status;
+  }
+  ++stats_.commits;
+  noteAttr(r.attr, false);
+  return {};
+}
+
+Status DataPath::retryCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
+                             const PieceIndex& byId, CommitResult r) {
+  for (int attempt = 1; r.status.code == Code::MISSING_CHUNKS && attempt < kCommitAttempts;
+       ++attempt) {
+    // Collected between findChunks and commit: upload them again.
+    spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
+                 r.missing.size());
+    std::vector<const Piece*> again;
+    for (const auto& id : r.missing) {
+      auto it = byId.find(id);
+      if (it != byId.end()) again.push_back(it->second);
+    }
+    if (again.empty()) return Status::error(Code::IO, "commit reports unknown missing chunks");
+    Status s = uploadPieces(f.ino, vol, again, &c.newChunks);
+    if (!s.ok()) return s;
+    r = std::move(meta_.commitWrites({c}).front());
+  }
+  if (!r.status.ok()) {
+    spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
+                  r.status.message);
+    return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
+                                                 : r.status;
+  }
+  ++stats_.commits;
+  noteAttr(r.attr, false);
+  return {};
+}
+
+}  // namespace dfs
