@@ -212,18 +212,8 @@ std::vector<Status> DataPath::flushClosed(const std::vector<std::shared_ptr<File
     std::vector<CommitResult> results = meta_.commitWrites(commits);
     for (size_t j = 0; j < committing.size(); ++j) {
       Member& m = *committing[j];
-      CommitResult& r = results[j];
-      if (r.status.ok()) {
-        ++stats_.commits;
-        noteAttr(r.attr, false);
-      } else if (r.status.code == Code::MISSING_CHUNKS) {
-        // Collected between findChunks and the commit: this file alone, again.
-        out[m.index] = retryCommit(*m.f, vol, commits[j], byId, std::move(r));
-      } else {
-        spdlog::error("commit of inode {} failed: {} {}", m.f->ino, codeName(r.status.code),
-                      r.status.message);
-        out[m.index] = r.status;
-      }
+      // A chunk collected since findChunks: this file's commit alone is retried.
+      out[m.index] = settleCommit(*m.f, vol, commits[j], &byId, std::move(results[j]));
       bool attrsSent = out[m.index].ok() && m.taken.attrs.has_value();
       endFlush(*m.f, true, true, m.taken, out[m.index], UINT64_MAX, attrsSent);
     }
@@ -533,32 +523,21 @@ Status DataPath::uploadPieces(uint64_t ino, const VolumeInfo& vol,
 
 Status DataPath::sendCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
                             const PieceIndex* byId) {
-  CommitResult r = std::move(meta_.commitWrites({c}).front());
-  if (r.status.code == Code::MISSING_CHUNKS && byId != nullptr) {
-    return retryCommit(f, vol, c, *byId, std::move(r));
-  }
-  if (!r.status.ok()) {
-    spdlog::error("commit of inode {} failed: {} {}", f.ino, codeName(r.status.code),
-                  r.status.message);
-    return r.status.code == Code::MISSING_CHUNKS ? Status::error(Code::IO, r.status.message)
-                                                 : r.status;
-  }
-  ++stats_.commits;
-  noteAttr(r.attr, false);
-  return {};
+  return settleCommit(f, vol, c, byId, std::move(meta_.commitWrites({c}).front()));
 }
 
-Status DataPath::retryCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
-                             const PieceIndex& byId, CommitResult r) {
-  for (int attempt = 1; r.status.code == Code::MISSING_CHUNKS && attempt < kCommitAttempts;
+Status DataPath::settleCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c,
+                              const PieceIndex* byId, CommitResult r) {
+  for (int attempt = 1;
+       byId != nullptr && r.status.code == Code::MISSING_CHUNKS && attempt < kCommitAttempts;
        ++attempt) {
     // Collected between findChunks and commit: upload them again.
     spdlog::info("inode {}: {} chunks vanished before commit; re-uploading", f.ino,
                  r.missing.size());
     std::vector<const Piece*> again;
     for (const auto& id : r.missing) {
-      auto it = byId.find(id);
-      if (it != byId.end()) again.push_back(it->second);
+      auto it = byId->find(id);
+      if (it != byId->end()) again.push_back(it->second);
     }
     if (again.empty()) return Status::error(Code::IO, "commit reports unknown missing chunks");
     Status s = uploadPieces(f.ino, vol, again, &c.newChunks);

@@ -194,11 +194,13 @@ class DataPath {
   // and appends each chunk's placement to *placed. `ino` is for the logs.
   Status uploadPieces(uint64_t ino, const VolumeInfo& vol, const std::vector<const Piece*>& list,
                       std::vector<ChunkPlacement>* placed);
-  // commitWrite; chunks collected since findChunks (MISSING_CHUNKS) are
-  // uploaded again from `byId` (null: none to offer) and the commit retried.
+  // commitWrite, then settleCommit.
   Status sendCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c, const PieceIndex* byId);
-  Status retryCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c, const PieceIndex& byId,
-                     CommitResult first);
+  // The outcome of a commit `r` of `c`: chunks collected since findChunks
+  // (MISSING_CHUNKS) are uploaded again from `byId` (null: none to offer) and
+  // the commit retried; the error is logged; success counted.
+  Status settleCommit(FileState& f, const VolumeInfo& vol, CommitArgs& c, const PieceIndex* byId,
+                      CommitResult r);
   // Sends deferred attribute changes of a file with nothing buffered (setattr).
   // REQUIRES: file.flushMu held, file.mu not held.
   Status commitPendingAttrs(FileState& file);
