@@ -123,7 +123,7 @@ struct ChunkRef {
 # How one chunk is stored. A chunk's plaintext is (optionally) zstd-compressed into
 # `storedSize` bytes, zero-padded to k*fragmentSize and Reed-Solomon encoded into
 # k data + m parity fragments; fragment i lives on node `nodes[i]` under the id
-# (chunk id, i).
+# (chunk id, i | generation << 6).
 struct ChunkInfo {
   id @0 :Data;                      # 32 bytes, SHA-256 of plaintext
   plainSize @1 :UInt32;
@@ -134,6 +134,10 @@ struct ChunkInfo {
   fragmentSize @6 :UInt32;
   nodes @7 :List(UInt32);           # k+m storage node ids
   fragmentChecksums @8 :List(UInt64);  # XXH3-64 of each fragment, k+m entries
+  # Which set of fragments is current (0..3): 0 as written by clients, changed by
+  # each re-encoding (Meta.retierChunks) so that the new fragments get ids of their
+  # own and readers never mix old and new ones.
+  generation @9 :UInt8;
 
   enum Compression {
     none @0;
@@ -377,6 +381,26 @@ interface Meta {
   # another session touches it (which first recalls it: ClientCallback.flush
   # with the directory's inode), the client may absorb changes inside it.
   mkdirDelegated @39 (sessionId :UInt64, parent :UInt64, name :Data, mode :UInt32, caller :Caller, op :OpId) -> (status :Status, attr :Attr);
+
+  # Cold tiering (DESIGN §8, `dfsctl tier`). coldChunks pages through the chunk
+  # table from after `after` (empty: the start): referenced chunks last read
+  # before `beforeNs` whose tier level is below `belowLevel`. It looks at no more
+  # than `max` x 16 records per call; `next` continues, `eof` says the table ended.
+  coldChunks @40 (beforeNs :Int64, belowLevel :UInt8, after :Data, max :UInt32) -> (status :Status, chunks :List(ChunkInfo), next :Data, eof :Bool);
+  # Replaces chunk records by re-encoded ones whose fragments the caller already
+  # stored (same id, plaintext size, k, m and nodes; see RetierChunk). One status
+  # per entry: ok, NOT_FOUND when the chunk is gone, BUSY when its record is no
+  # longer `old` (then the new fragments are orphans for the garbage collector).
+  retierChunks @41 (chunks :List(RetierChunk)) -> (statuses :List(Status));
+}
+
+# One re-encoded chunk. `new` equal to `old` except `generation` unchanged and the
+# same fragments: only records that the chunk was tried at `level` (recompressing
+# did not pay), so later runs skip it.
+struct RetierChunk {
+  old @0 :ChunkInfo;     # the record as coldChunks returned it
+  new @1 :ChunkInfo;     # the re-encoded chunk (generation != old's when re-encoded)
+  level @2 :UInt8;       # zstd level it was tried at
 }
 
 # One namespace change a client acknowledged to its application before the

@@ -561,13 +561,15 @@ Result<size_t> DataPath::read(uint64_t ino, uint64_t offset, size_t size, char* 
   return n;
 }
 
-Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char* out) {
+Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char* out,
+                               bool refetched) {
   uint64_t end = offset + size;
   std::shared_ptr<const FileState::ExtentWindow> window;
   {
     std::lock_guard<std::mutex> lock(f.mu);
     if (f.window && offset >= f.window->start && end <= f.window->end) window = f.window;
   }
+  bool cachedWindow = window != nullptr;
   if (!window) {
     uint64_t length = std::max<uint64_t>(size, kExtentWindow);
     auto map = meta_.getExtents(f.ino, offset, length);
@@ -639,6 +641,17 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
   if (!missing.empty()) {
     auto loaded = loadChunks(missing);
     for (size_t i = 0; i < missing.size(); ++i) {
+      if (!loaded[i].ok() && cachedWindow && !refetched) {
+        // The window may describe fragments that tiering replaced since
+        // (Meta.retierChunks) and the garbage collector deleted: ask again once.
+        spdlog::info("ino {}: chunk unreadable with a cached extent window; fetching it again",
+                     f.ino);
+        {
+          std::lock_guard<std::mutex> lock(f.mu);
+          if (f.window == window) f.window.reset();
+        }
+        return readCommitted(f, offset, size, out, true);
+      }
       if (!loaded[i].ok()) return loaded[i].status();
       cache_.put(missing[i]->layout.id, loaded[i].value());
       plain[missing[i]->layout.id] = loaded[i].value();
@@ -694,6 +707,7 @@ std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
   auto makeRequest = [&](const ChunkPlacement& c, const std::vector<bool>& skip, int need) {
     FetchRequest req;
     req.chunk = c.layout.id;
+    req.generation = c.generation;
     int total = c.layout.k + c.layout.m;
     req.addresses.resize(total);
     std::vector<int> upFirst, downLast;

@@ -204,7 +204,10 @@ class DataPath {
   // Sends deferred attribute changes of a file with nothing buffered (setattr).
   // REQUIRES: file.flushMu held, file.mu not held.
   Status commitPendingAttrs(FileState& file);
-  Status readCommitted(FileState& file, uint64_t offset, size_t size, char* out);
+  // `refetched`: the extent window was already fetched again after a chunk could
+  // not be read with the cached one (tiering may have replaced its fragments).
+  Status readCommitted(FileState& file, uint64_t offset, size_t size, char* out,
+                       bool refetched = false);
   std::vector<Result<std::shared_ptr<const std::string>>> loadChunks(
       const std::vector<const ChunkPlacement*>& chunks);
   void refreshClusterMap(bool force);

@@ -96,6 +96,7 @@ ChunkPlacement chunkFromProto(proto::ChunkInfo::Reader r) {
   c.layout.fragmentSize = r.getFragmentSize();
   for (auto sum : r.getFragmentChecksums()) c.layout.checksums.push_back(sum);
   for (auto node : r.getNodes()) c.nodes.push_back(node);
+  c.generation = r.getGeneration();
   return c;
 }
 
@@ -112,6 +113,7 @@ void chunkToProto(const ChunkPlacement& c, proto::ChunkInfo::Builder b) {
   for (size_t i = 0; i < c.nodes.size(); ++i) nodes.set(i, c.nodes[i]);
   auto sums = b.initFragmentChecksums(c.layout.checksums.size());
   for (size_t i = 0; i < c.layout.checksums.size(); ++i) sums.set(i, c.layout.checksums[i]);
+  b.setGeneration(c.generation);
 }
 
 void setAttrToProto(const SetAttrRequest& s, proto::SetAttr::Builder b) {

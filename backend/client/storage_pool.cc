@@ -8,6 +8,7 @@
 #include <map>
 
 #include "backend/client/proto_convert.h"
+#include "backend/common/chunk_codec.h"
 #include "backend/common/clock.h"
 #include "backend/common/rpc.h"
 
@@ -215,10 +216,8 @@ class StoragePool::Pool {
     std::vector<std::string> ids;
     ids.reserve(batch.size());
     for (const Want& w : batch) {
-      const ChunkId& chunk = w.state->request->chunk;
-      std::string id(reinterpret_cast<const char*>(chunk.data()), chunk.size());
-      id.push_back(char(w.index));
-      ids.push_back(kj::mv(id));
+      ids.push_back(fragmentId(w.state->request->chunk, uint8_t(w.index),
+                               w.state->request->generation));
     }
     auto call = get(address).then([this, address, ids = kj::mv(ids)](
                                       proto::Storage::Client storage) mutable {

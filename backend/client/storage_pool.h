@@ -50,6 +50,7 @@ struct PutOutcome {
 
 struct FetchRequest {
   ChunkId chunk{};
+  uint8_t generation = 0;              // fragment ids: fragmentId(chunk, i, generation)
   std::vector<std::string> addresses;  // k+m: address of fragment i's node ("" unknown)
   std::vector<int> order;              // fragment indices to try, best first
   int need = 0;                        // stop after this many fragments arrived

@@ -90,6 +90,7 @@ struct Extent {
 struct ChunkPlacement {
   ChunkLayout layout;
   std::vector<uint32_t> nodes;
+  uint8_t generation = 0;  // fragment ids: fragmentId(layout.id, i, generation)
 };
 
 struct ExtentMap {

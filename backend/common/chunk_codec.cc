@@ -20,10 +20,10 @@ Status ioError(const ChunkLayout& layout, const std::string& what) {
 
 }  // namespace
 
-std::string fragmentId(const ChunkId& chunk, uint8_t index) {
+std::string fragmentId(const ChunkId& chunk, uint8_t index, uint8_t generation) {
   std::string id(kFragmentIdSize, '\0');
   std::memcpy(id.data(), chunk.data(), chunk.size());
-  id[32] = static_cast<char>(index);
+  id[32] = static_cast<char>((index & 0x3f) | (generation << 6));
   return id;
 }
 

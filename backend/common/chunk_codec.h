@@ -15,10 +15,14 @@
 
 namespace dfs {
 
-// Key of one fragment on a storage node: 32-byte chunk id, then the fragment
-// index (0..k-1 data, k..k+m-1 parity): 33 bytes.
+// Key of one fragment on a storage node: 32-byte chunk id, then one byte: the
+// fragment index (0..k-1 data, k..k+m-1 parity; k+m <= 48) in the low 6 bits and
+// the chunk's generation (0..3, changed by each re-encoding) in the top 2: 33 bytes.
 constexpr size_t kFragmentIdSize = 33;
-std::string fragmentId(const ChunkId& chunk, uint8_t index);
+constexpr int kMaxGeneration = 3;
+std::string fragmentId(const ChunkId& chunk, uint8_t index, uint8_t generation = 0);
+inline uint8_t fragmentIndexOf(uint8_t idByte) { return idByte & 0x3f; }
+inline uint8_t fragmentGenerationOf(uint8_t idByte) { return idByte >> 6; }
 
 // Mirrors proto ChunkInfo (minus placement).
 struct ChunkLayout {

@@ -126,6 +126,7 @@ Status validateChunk(const ChunkRecord& r) {
   }
   if (r.plainSize == 0) return Status::error(Code::INVALID, "chunk plainSize is 0");
   if (r.compression > 1) return Status::error(Code::INVALID, "unknown chunk compression");
+  if (r.generation > 3) return Status::error(Code::INVALID, "chunk generation out of range");
   if (r.storedSize == 0 || uint64_t(r.fragmentSize) * r.k < r.storedSize) {
     return Status::error(Code::INVALID, "chunk k*fragmentSize smaller than storedSize");
   }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend/common/chunk_codec.h"
 #include "backend/meta/chunk_table.h"
 
 namespace dfs::meta {
@@ -87,7 +88,7 @@ kj::Promise<void> GarbageCollector::collectRecords(int64_t zeroBeforeNs, std::st
     result_.bytesFreed += record.rawBytes();
     deleting_.insert(record.id);
     for (size_t i = 0; i < record.nodes.size(); ++i) {
-      pending_[record.nodes[i]].push_back(record.id + char(uint8_t(i)));
+      pending_[record.nodes[i]].push_back(record.id + char(uint8_t(i | (record.generation << 6))));
     }
   }
   if (after.empty()) return kj::READY_NOW;
@@ -198,10 +199,13 @@ kj::Promise<void> GarbageCollector::scanNode(uint32_t nodeId, std::string after,
           last = fragment;
           if (fragment.size() != kChunkIdSize + 1) continue;  // not ours to judge
           std::string chunkId = fragment.substr(0, kChunkIdSize);
-          size_t index = uint8_t(fragment[kChunkIdSize]);
+          uint8_t idByte = uint8_t(fragment[kChunkIdSize]);
+          size_t index = fragmentIndexOf(idByte);
           if (deleting(chunkId)) continue;
           auto chunk = tryLoadChunk(txn, store_.dbs(), chunkId);
-          if (!chunk || index >= chunk->nodes.size() || chunk->nodes[index] != nodeId) {
+          // Also doomed: fragments of an earlier generation (replaced by tiering).
+          if (!chunk || index >= chunk->nodes.size() || chunk->nodes[index] != nodeId ||
+              fragmentGenerationOf(idByte) != chunk->generation) {
             doomed.push_back(std::move(fragment));
           }
         }

@@ -9,9 +9,11 @@
 
 #include <set>
 
+#include "backend/common/hash.h"
 #include "backend/common/metrics.h"
 #include "backend/meta/extent_map.h"
 #include "backend/meta/meta_metrics.h"
+#include "backend/meta/tiering.h"
 
 namespace dfs::meta {
 
@@ -88,6 +90,7 @@ void fillChunk(proto::ChunkInfo::Builder out, const ChunkRecord& in) {
   for (size_t i = 0; i < in.nodes.size(); ++i) nodes.set(unsigned(i), in.nodes[i]);
   auto sums = out.initFragmentChecksums(unsigned(in.fragmentChecksums.size()));
   for (size_t i = 0; i < in.fragmentChecksums.size(); ++i) sums.set(unsigned(i), in.fragmentChecksums[i]);
+  out.setGeneration(in.generation);
 }
 
 ChunkRecord readChunk(proto::ChunkInfo::Reader in) {
@@ -99,6 +102,7 @@ ChunkRecord readChunk(proto::ChunkInfo::Reader in) {
   out.k = in.getK();
   out.m = in.getM();
   out.fragmentSize = in.getFragmentSize();
+  out.generation = in.getGeneration();
   // Lists longer than k+m fail validation; cap the copy so garbage stays cheap.
   auto nodes = in.getNodes();
   for (unsigned i = 0; i < nodes.size() && i < 64; ++i) out.nodes.push_back(nodes[i]);
@@ -957,6 +961,55 @@ kj::Promise<void> MetaImpl::gc(GcContext context) {
     out.setFragmentsDeleted(result.value().fragmentsDeleted);
     out.setOrphanFragmentsDeleted(result.value().orphanFragmentsDeleted);
     out.setBytesFreed(result.value().bytesFreed);
+  });
+}
+
+kj::Promise<void> MetaImpl::coldChunks(ColdChunksContext context) {
+  RpcScope rpc("coldChunks");
+  auto params = context.getParams();
+  constexpr uint32_t kMaxColdPage = 4096;
+  std::string after(view(params.getAfter()));
+  uint32_t max = std::min(params.getMax(), kMaxColdPage);
+  auto results = context.getResults();
+  if (max == 0 || (!after.empty() && after.size() != kChunkIdSize)) {
+    setStatus(results, Status::error(Code::INVALID, "coldChunks: max 0 or a bad `after`"));
+    return kj::READY_NOW;
+  }
+  auto page = meta::coldChunks(node_.store(), params.getBeforeNs(), params.getBelowLevel(), after, max);
+  setStatus(results, page.status());
+  if (!page.ok()) return kj::READY_NOW;
+  auto list = results.initChunks(unsigned(page.value().chunks.size()));
+  for (size_t i = 0; i < page.value().chunks.size(); ++i) {
+    fillChunk(list[unsigned(i)], page.value().chunks[i]);
+  }
+  results.setNext(asData(page.value().next));
+  results.setEof(page.value().eof);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> MetaImpl::retierChunks(RetierChunksContext context) {
+  RpcScope rpc("retierChunks");
+  auto chunks = context.getParams().getChunks();
+  constexpr unsigned kMaxRetier = 4096;
+  if (chunks.size() > kMaxRetier) {
+    return KJ_EXCEPTION(FAILED, "retierChunks: too many chunks", chunks.size());
+  }
+  auto statuses = context.getResults().initStatuses(chunks.size());
+  for (unsigned i = 0; i < chunks.size(); ++i) {
+    ChunkRecord expected = readChunk(chunks[i].getOld());
+    ChunkRecord replacement = readChunk(chunks[i].getNew());
+    WriteTxn wtx(node_.store());
+    Status status = retierChunk(wtx, expected, replacement, chunks[i].getLevel());
+    if (status.ok()) status = wtx.commit();
+    if (!status.ok() && status.code != Code::BUSY && status.code != Code::NOT_FOUND) {
+      spdlog::warn("retierChunks: chunk {}: {}", toHex(reinterpret_cast<const uint8_t*>(expected.id.data()), expected.id.size()).substr(0, 16), status.message);
+    }
+    toProto(status, statuses[i]);
+  }
+  return node_.whenDurable().then([context](Status status) mutable {
+    if (status.ok()) return;
+    auto list = context.getResults().getStatuses();
+    for (unsigned i = 0; i < list.size(); ++i) toProto(status, list[i]);
   });
 }
 

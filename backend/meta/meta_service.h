@@ -68,6 +68,8 @@ class MetaImpl final : public proto::Meta::Server {
   kj::Promise<void> setVolume(SetVolumeContext context) override;
   kj::Promise<void> stats(StatsContext context) override;
   kj::Promise<void> gc(GcContext context) override;
+  kj::Promise<void> coldChunks(ColdChunksContext context) override;
+  kj::Promise<void> retierChunks(RetierChunksContext context) override;
   kj::Promise<void> version(VersionContext context) override;
   kj::Promise<void> journalApplied(JournalAppliedContext context) override;
   kj::Promise<void> forgetJournal(ForgetJournalContext context) override;

@@ -170,9 +170,14 @@ Result<ExtentRecord> decodeExtent(uint64_t fileOffset, std::string_view value) {
   return r;
 }
 
+// Version 1 is written while the chunk was never tiered (generation and tier level
+// 0); version 2 appends those two bytes. Both decode.
+constexpr uint8_t kChunkTieredVersion = 2;
+
 std::string encodeChunk(const ChunkRecord& r) {
+  bool tiered = r.generation != 0 || r.tierLevel != 0;
   Encoder e;
-  e.u8(kFormatVersion);
+  e.u8(tiered ? kChunkTieredVersion : kFormatVersion);
   e.u64(r.refcount);
   e.u32(r.plainSize);
   e.u32(r.storedSize);
@@ -184,6 +189,10 @@ std::string encodeChunk(const ChunkRecord& r) {
   e.i64(r.lastAccessNs);
   for (uint32_t n : r.nodes) e.u32(n);
   for (uint64_t c : r.fragmentChecksums) e.u64(c);
+  if (tiered) {
+    e.u8(r.generation);
+    e.u8(r.tierLevel);
+  }
   return e.take();
 }
 
@@ -191,7 +200,8 @@ Result<ChunkRecord> decodeChunk(std::string_view id, std::string_view value) {
   Decoder d(value);
   ChunkRecord r;
   r.id = std::string(id);
-  if (!versionOk(d)) return corrupt("chunk");
+  uint8_t version = d.u8();
+  if (version != kFormatVersion && version != kChunkTieredVersion) return corrupt("chunk");
   r.refcount = d.u64();
   r.plainSize = d.u32();
   r.storedSize = d.u32();
@@ -204,6 +214,11 @@ Result<ChunkRecord> decodeChunk(std::string_view id, std::string_view value) {
   size_t n = size_t(r.k) + r.m;
   for (size_t i = 0; i < n; ++i) r.nodes.push_back(d.u32());
   for (size_t i = 0; i < n; ++i) r.fragmentChecksums.push_back(d.u64());
+  if (version == kChunkTieredVersion) {
+    r.generation = d.u8();
+    r.tierLevel = d.u8();
+    if (r.generation > 3) return corrupt("chunk");
+  }
   if (!d.ok() || !d.atEnd()) return corrupt("chunk");
   return r;
 }

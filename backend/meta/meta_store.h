@@ -126,6 +126,8 @@ struct ChunkRecord {
   int64_t lastAccessNs = 0;
   std::vector<uint32_t> nodes;          // k+m storage node ids, fragment i on nodes[i]
   std::vector<uint64_t> fragmentChecksums;  // k+m XXH3-64
+  uint8_t generation = 0;  // current fragment set, 0..3 (fragment id byte = index | gen << 6)
+  uint8_t tierLevel = 0;   // zstd level tiering last tried (0: never tiered)
 
   uint64_t rawBytes() const { return uint64_t(k + m) * fragmentSize; }
 };

@@ -11,10 +11,12 @@
 #include <iostream>
 #include <string>
 
+#include "backend/common/logging.h"
 #include "backend/common/options.h"
 #include "backend/common/rpc.h"
 #include "backend/common/status.h"
 #include "tools/dfsctl/output.h"
+#include "tools/dfsctl/tier.h"
 
 namespace dfs {
 namespace {
@@ -34,6 +36,10 @@ const std::vector<OptionSpec>& specs() {
       {"compression", "", "volume: zstd level, 0 = off"},
       {"inline-threshold", "", "volume: files up to this size are kept in metadata"},
       {"grace", "", "gc: seconds a chunk must be unreferenced before it is collected"},
+      {"cold-after", "2592000", "tier: seconds since a chunk was last read (default 30 days)"},
+      {"level", "19", "tier: zstd level to recompress cold chunks at (1..22)"},
+      {"max-chunks", "0", "tier: stop after this many chunks (0: all)"},
+      {"threads", "2", "tier: compression threads"},
       {"storage", "false", "ping: the address is a storage node", true},
       {"protocol-version", "", "ping: protocol version to offer (default: this build's)"},
   };
@@ -50,6 +56,8 @@ const char* kSummary =
     "  volume set NAME [--k N --m N --compression L ...]\n"
     "  stats                       storage accounting: logical, unique, compressed, raw bytes\n"
     "  gc [--grace SECONDS]        collect unreferenced chunks and orphan fragments\n"
+    "  tier [--cold-after SECONDS --level L]\n"
+    "                              recompress chunks not read for a while (then run gc)\n"
     "  version                     client and server versions\n"
     "  ping [ADDR] [--storage]     handshake with a metadata (or storage) node";
 
@@ -111,6 +119,7 @@ class Cli {
     if (cmd == "node" && args.size() == 2 && args[1] == "list") return nodeList();
     if (cmd == "stats" && args.size() == 1) return stats();
     if (cmd == "gc" && args.size() == 1) return gc();
+    if (cmd == "tier" && args.size() == 1) return tier();
     if (cmd == "volume" && args.size() == 2 && args[1] == "list") return volumeList();
     if (cmd == "volume" && args.size() == 3 && args[1] == "show") return volumeShow(args[2]);
     if (cmd == "volume" && args.size() == 3 && args[1] == "create") return volumeCreate(args[2], true);
@@ -348,6 +357,39 @@ class Cli {
     return 0;
   }
 
+  int tier() {
+    TierOptions t;
+    t.coldAfterSeconds = int64_t(sizeOption("cold-after"));
+    t.level = int(sizeOption("level"));
+    t.maxChunks = sizeOption("max-chunks");
+    t.threads = int(sizeOption("threads"));
+    if (t.level < 1 || t.level > 22) die(2, "--level must be a zstd level from 1 to 22");
+    if (t.threads < 1 || t.threads > 64) die(2, "--threads must be 1..64");
+    auto client = meta();
+    TierReport r;
+    try {
+      r = runTier(client, io_, timeoutSeconds_, t);
+    } catch (const kj::Exception& e) {
+      die(1, "tier: " + std::string(e.getDescription().cStr()));
+    }
+    if (json_) {
+      JsonWriter j;
+      j.beginObject().key("examined").value(r.examined).key("recompressed").value(r.recompressed)
+          .key("unchanged").value(r.unchanged).key("changed").value(r.changed)
+          .key("failed").value(r.failed).key("stored_bytes_before").value(r.storedBefore)
+          .key("stored_bytes_after").value(r.storedAfter).key("raw_bytes_before").value(r.rawBefore)
+          .key("raw_bytes_after").value(r.rawAfter).endObject();
+      std::cout << j.str() << "\n";
+    } else {
+      std::cout << "examined " << r.examined << " cold chunks: " << r.recompressed << " recompressed at zstd "
+                << t.level << " (raw " << humanBytes(r.rawBefore) << " -> " << humanBytes(r.rawAfter) << "), "
+                << r.unchanged << " did not shrink, " << r.changed << " changed meanwhile, " << r.failed
+                << " failed\n";
+      if (r.recompressed > 0) std::cout << "run `dfsctl gc` to delete the replaced fragments\n";
+    }
+    return r.failed == 0 ? 0 : 1;
+  }
+
   void writeVolume(JsonWriter& j, proto::VolumeInfo::Reader v) {
     j.beginObject().key("id").value(v.getId()).key("name").value(std::string(v.getName().cStr()))
         .key("root_ino").value(v.getRootIno()).key("k").value(uint32_t(v.getEcK())).key("m").value(uint32_t(v.getEcM()))
@@ -489,6 +531,8 @@ int main(int argc, char** argv) {
     std::cout << dfs::Options::usage("dfsctl", dfs::kSummary, dfs::specs());
     return 0;
   }
+  // Warnings (e.g. `tier` skipping an unreadable chunk) go to stderr, not into --json.
+  dfs::initLogging("dfsctl", "warn", false);
   try {
     dfs::Cli cli(parsed.value());
     return cli.run(parsed.value().positional());

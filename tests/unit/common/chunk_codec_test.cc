@@ -34,13 +34,21 @@ std::vector<std::optional<std::string>> allPresent(const EncodedChunk& chunk) {
 
 }  // namespace
 
-TEST_CASE("fragment ids are chunk id plus index", "[chunk_codec]") {
+TEST_CASE("fragment ids are chunk id plus index and generation", "[chunk_codec]") {
   ChunkId id = sha256("x", 1);
   std::string fid = fragmentId(id, 5);
   REQUIRE(fid.size() == kFragmentIdSize);
   CHECK(fid.substr(0, 32) == std::string(id.begin(), id.end()));
   CHECK(static_cast<uint8_t>(fid[32]) == 5);
-  CHECK(static_cast<uint8_t>(fragmentId(id, 255)[32]) == 255);
+  CHECK(static_cast<uint8_t>(fragmentId(id, 47)[32]) == 47);  // k+m <= 48
+  for (uint8_t generation = 0; generation <= kMaxGeneration; ++generation) {
+    for (uint8_t index = 0; index < 48; ++index) {
+      uint8_t b = static_cast<uint8_t>(fragmentId(id, index, generation)[32]);
+      CHECK(fragmentIndexOf(b) == index);
+      CHECK(fragmentGenerationOf(b) == generation);
+    }
+  }
+  CHECK(fragmentId(id, 5, 1) != fragmentId(id, 5, 0));
 }
 
 TEST_CASE("chunks round-trip compressed and raw", "[chunk_codec]") {
