@@ -88,6 +88,7 @@ done
 [ "$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v dfs-fuse)" = /usr/bin/dfs-fuse ] ||
   fail "dfs-fuse not on the mount helper's PATH"
 for f in /lib/systemd/system/dfs-meta.service /lib/systemd/system/dfs-storage@.service \
+  /lib/systemd/system/dfs-tier.service /lib/systemd/system/dfs-tier.timer \
   /usr/share/doc/dfs/examples/mnt-dfs.mount /usr/share/dfs/grafana/dfs-dashboard.json \
   /usr/share/doc/dfs/operations.md /usr/share/man/man8/dfs-meta.8.gz; do
   [ -f "$f" ] || fail "$f missing"
@@ -106,6 +107,7 @@ mkdir -p "$CLUSTER_DIR/units"
 cp /lib/systemd/system/dfs-storage@.service "$CLUSTER_DIR/units/dfs-storage@disk1.service"
 cp /usr/share/doc/dfs/examples/mnt-dfs.mount "$CLUSTER_DIR/units/"
 for unit in /lib/systemd/system/dfs-meta.service /lib/systemd/system/dfs-storage@.service \
+  /lib/systemd/system/dfs-tier.service /lib/systemd/system/dfs-tier.timer \
   "$CLUSTER_DIR/units/dfs-storage@disk1.service" "$CLUSTER_DIR/units/mnt-dfs.mount"; do
   systemd-analyze verify "$unit" >"$CLUSTER_DIR/verify.txt" 2>&1 ||
     { cat "$CLUSTER_DIR/verify.txt" >&2; fail "systemd-analyze verify $unit"; }
@@ -204,7 +206,7 @@ rpm_file=$(find "$rpm_dir/RPMS" -name 'dfs-*.rpm' | head -1)
 [ -n "$rpm_file" ] || fail "make rpm produced no rpm"
 rpm -qpl "$rpm_file" >"$CLUSTER_DIR/rpm-files.txt" 2>/dev/null || fail "rpm -qpl cannot read $rpm_file"
 for f in /usr/bin/dfs-meta /usr/bin/dfs-storage /usr/bin/dfs-fuse /usr/bin/dfsctl \
-  /usr/lib/systemd/system/dfs-meta.service /etc/dfs/meta.conf; do
+  /usr/lib/systemd/system/dfs-meta.service /usr/lib/systemd/system/dfs-tier.timer /etc/dfs/meta.conf; do
   grep -qx "$f" "$CLUSTER_DIR/rpm-files.txt" || fail "$f missing from $(basename "$rpm_file")"
 done
 echo "built $(basename "$rpm_file")"

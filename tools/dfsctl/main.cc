@@ -364,6 +364,7 @@ class Cli {
     t.maxChunks = sizeOption("max-chunks");
     t.threads = int(sizeOption("threads"));
     if (t.level < 1 || t.level > 22) die(2, "--level must be a zstd level from 1 to 22");
+    if (t.coldAfterSeconds > int64_t(100) * 365 * 86400) die(2, "--cold-after is more than 100 years");
     if (t.threads < 1 || t.threads > 64) die(2, "--threads must be 1..64");
     auto client = meta();
     TierReport r;
