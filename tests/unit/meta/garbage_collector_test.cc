@@ -10,6 +10,7 @@
 #include "backend/meta/chunk_table.h"
 #include "backend/meta/extent_map.h"
 #include "backend/meta/meta_service.h"
+#include "backend/meta/tiering.h"
 #include "tests/unit/meta/temp_node.h"
 
 using namespace dfs;
@@ -109,7 +110,9 @@ struct FakeCluster {
   }
 };
 
-std::string fragment(char seed, int index) { return std::string(32, seed) + char(index); }
+std::string fragment(char seed, int index, int generation = 0) {
+  return std::string(32, seed) + char(index | (generation << 6));
+}
 
 }  // namespace
 
@@ -207,6 +210,45 @@ TEST_CASE("gc: deletes fragments on storage nodes, and orphan fragments") {
     CHECK(stores[i]->fragments == std::set<std::string>{fragment('B', i)});
   }
   CHECK_FALSE(t.node->gc().running());
+}
+
+TEST_CASE("gc: a tiered chunk's old generation goes as orphans, its current one stays") {
+  auto io = kj::setupAsyncIo();
+  TempNode t;
+  FakeCluster cluster(io, t);
+  auto& stores = cluster.stores;
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commitChunk(t, f.ino, 'A', true).status.ok());
+  for (int i = 0; i < 6; ++i) stores[i]->fragments.insert(fragment('A', i));
+  // dfsctl tier: new fragments under generation 1, then the record swap.
+  ChunkRecord old;
+  {
+    LmdbTxn txn(t.node->store().env(), LmdbTxn::Mode::kRead);
+    old = *tryLoadChunk(txn, t.node->store().dbs(), std::string(32, 'A'));
+  }
+  ChunkRecord fresh = old;
+  fresh.storedSize = 60;
+  fresh.compression = 1;
+  fresh.fragmentSize = 16;
+  fresh.generation = 1;
+  for (int i = 0; i < 6; ++i) stores[i]->fragments.insert(fragment('A', i, 1));
+  {
+    WriteTxn wtx(t.node->store());
+    REQUIRE(retierChunk(wtx, old, fresh, 19).ok());
+    REQUIRE(wtx.commit().ok());
+  }
+  auto result = t.node->gc().run(0).wait(io.waitScope);
+  REQUIRE(result.ok());
+  CHECK(result.value().orphanFragmentsDeleted == 6);
+  for (int i = 0; i < 6; ++i) CHECK(stores[i]->fragments == std::set<std::string>{fragment('A', i, 1)});
+
+  // Collecting the tiered chunk deletes the fragments of its current generation.
+  REQUIRE(t.ns().unlink(t.root(), "f", kUser).ok());
+  auto collected = t.node->gc().run(0).wait(io.waitScope);
+  REQUIRE(collected.ok());
+  CHECK(collected.value().chunksDeleted == 1);
+  CHECK(collected.value().fragmentsDeleted == 6);
+  for (int i = 0; i < 6; ++i) CHECK(stores[i]->fragments.empty());
 }
 
 TEST_CASE("gc race: answers about chunks being deleted wait for the deletion") {
