@@ -60,7 +60,10 @@ class Tierer {
       auto reply = wait(request.send());
       check(reply.getStatus(), "coldChunks");
       std::vector<Work> batch;
-      for (auto c : reply.getChunks()) batch.push_back(Work{chunkFromProto(c)});
+      for (auto c : reply.getChunks()) {
+        batch.emplace_back();
+        batch.back().old = chunkFromProto(c);
+      }
       after = toString(reply.getNext());
       eof = reply.getEof() || after.empty();
       if (!batch.empty()) tierBatch(batch);
