@@ -360,7 +360,9 @@ TEST_CASE("absorbed ops: reserved inodes, applied in order once, delegation reca
       inUse.setIno(first);
     }
     std::vector<proto::Code> codes;
-    for (auto s : request.send().wait(io.waitScope).getStatuses()) codes.push_back(s.getCode());
+    // The response must outlive the loop (a range-for does not extend it).
+    auto response = request.send().wait(io.waitScope);
+    for (auto s : response.getStatuses()) codes.push_back(s.getCode());
     return codes;
   };
   using C = proto::Code;
