@@ -122,8 +122,14 @@ class StoragePool::Pool {
         for (size_t i = 0; i < list.size(); ++i) {
           out[i].setId(asData(list[i]->id));
           // Zero-copy: the message points at the fragment (see FragmentPut::owner).
-          auto orphanage = capnp::Orphanage::getForMessageContaining(out[i]);
-          out[i].adoptData(orphanage.referenceExternalData(asData(*list[i]->data)));
+          // Cap'n Proto writes whole words, so an external segment must be a
+          // multiple of 8 bytes (encoded fragments always are); others are copied.
+          if (list[i]->data->size() % sizeof(capnp::word) == 0) {
+            auto orphanage = capnp::Orphanage::getForMessageContaining(out[i]);
+            out[i].adoptData(orphanage.referenceExternalData(asData(*list[i]->data)));
+          } else {
+            out[i].setData(asData(*list[i]->data));
+          }
           out[i].setChecksum(list[i]->checksum);
         }
         *sentOn = nodes_[addr].generation;
