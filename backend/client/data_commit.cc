@@ -79,6 +79,7 @@ void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& 
           uint64_t b = std::max(off, tailOffset);
           f.dirty.fillGaps(b, data.view().substr(b - off));
         }
+        if (!f.dirty.empty()) markActive(f.ino);
         if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       }
       f.window.reset();
@@ -96,6 +97,7 @@ void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& 
       }
     } else {
       for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data.view());
+      markActive(f.ino);
       if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       f.retryAfterNs = nowNs() + kFailedFlushRetryNs;
       if (f.error.ok()) f.error = status;

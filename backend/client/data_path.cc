@@ -206,6 +206,7 @@ std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& 
   p.ctimeNs = now;
   f->pendingCaller = caller;
   f->attrsPending = true;
+  markActive(f->ino);
   ++f->attrsGeneration;
   static Counter& absorbed = metrics().counter(
       "dfs_fuse_setattr_deferred_total", "chmod/chown/utimens sent with the next data commit");
@@ -239,6 +240,7 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
     // A write after a deferred utimens sets mtime to its own time (POSIX).
     if (f->attrsPending) f->pendingSet.setMtime = false;
     f->dirty.write(offset, std::string_view(data, size));
+    markActive(ino);
     f->lastWriteNs = now;
     if (f->firstDirtyNs == 0) f->firstDirtyNs = now;
     addDirty(reaccount(*f));
@@ -337,12 +339,29 @@ void DataPath::flusherMain() {
     // whose commit failed earlier (once their retry time has come).
     if (pressure || monotonicNs() - lastScanNs >= kScanIntervalNs) {
       lastScanNs = monotonicNs();
+      std::vector<uint64_t> candidates;
+      {
+        std::lock_guard<std::mutex> active(activeMu_);
+        candidates.assign(active_.begin(), active_.end());
+      }
       std::lock_guard<std::mutex> files(filesMu_);
       std::shared_ptr<FileState> largest;
       uint64_t largestBytes = 0;
-      for (auto& [ino, f] : files_) {
+      for (uint64_t ino : candidates) {
+        auto found = files_.find(ino);
+        if (found == files_.end()) {
+          std::lock_guard<std::mutex> active(activeMu_);
+          active_.erase(ino);
+          continue;
+        }
+        auto& f = found->second;
         std::lock_guard<std::mutex> fl(f->mu);
         if (f->claimed) continue;  // another flusher thread has it
+        if (f->dirty.empty() && f->flushing.empty() && !f->closeRequested && !f->attrsPending) {
+          std::lock_guard<std::mutex> active(activeMu_);  // clean: nothing for the scan
+          active_.erase(ino);
+          continue;
+        }
         if (f->closeRequested && !f->queued && now >= f->retryAfterNs) {
           f->claimed = true;
           work.emplace_back(f, true);
@@ -456,6 +475,7 @@ Status DataPath::startFlush(uint64_t ino) {
     Status earlier = std::exchange(f->error, Status{});
     if (f->dirty.empty() && f->flushing.empty() && !f->attrsPending) return earlier;
     f->closeRequested = true;
+    markActive(ino);
     if (!earlier.ok()) return earlier;
   }
   queueClosed(std::move(f));
@@ -470,6 +490,7 @@ void DataPath::afterFlush(uint64_t ino, std::function<void()> release) {
       f->releases.push_back(std::move(release));
       if (!f->closeRequested) {
         f->closeRequested = true;
+        markActive(ino);
         lock.unlock();
         queueClosed(std::move(f));
       }

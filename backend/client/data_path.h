@@ -238,6 +238,18 @@ class DataPath {
 
   std::mutex filesMu_;
   std::unordered_map<uint64_t, std::shared_ptr<FileState>> files_;  // guarded by filesMu_
+  // Files that may have work for the flusher's periodic scan: buffered bytes, a
+  // close waiting for its commit, deferred attributes. Added with the file's mu
+  // held when that state appears; removed by the scan, also under the file's mu,
+  // once the file is clean. files_ holds every inode the kernel still knows
+  // (hundreds of thousands after a big copy); scanning only these keeps the
+  // flusher from spending a core on clean files. activeMu_ is a leaf.
+  std::mutex activeMu_;
+  std::unordered_set<uint64_t> active_;  // guarded by activeMu_
+  void markActive(uint64_t ino) {
+    std::lock_guard<std::mutex> lock(activeMu_);
+    active_.insert(ino);
+  }
 
   std::mutex clusterMu_;
   ClusterMap cluster_;             // guarded by clusterMu_
