@@ -15,6 +15,7 @@
 #include "backend/common/options.h"
 #include "backend/common/rpc.h"
 #include "backend/common/status.h"
+#include "tools/dfsctl/deadline.h"
 #include "tools/dfsctl/output.h"
 #include "tools/dfsctl/tier.h"
 
@@ -132,11 +133,7 @@ class Cli {
  private:
   template <typename T>
   T wait(kj::Promise<T>&& promise) {
-    auto deadline = io_.provider->getTimer().afterDelay(timeoutSeconds_ * kj::SECONDS).then(
-        [this]() -> kj::Promise<T> {
-          return KJ_EXCEPTION(DISCONNECTED, "no answer within", timeoutSeconds_, "seconds");
-        });
-    return promise.exclusiveJoin(kj::mv(deadline)).wait(io_.waitScope);
+    return waitWithin(io_, timeoutSeconds_, kj::mv(promise));
   }
 
   proto::Meta::Client& meta() {

@@ -12,6 +12,7 @@
 #include "backend/client/rpc_loop.h"
 #include "backend/client/storage_pool.h"
 #include "backend/common/chunk_codec.h"
+#include "tools/dfsctl/deadline.h"
 
 namespace dfs {
 namespace {
@@ -74,11 +75,7 @@ class Tierer {
  private:
   template <typename T>
   T wait(kj::Promise<T>&& promise) {
-    auto deadline = io_.provider->getTimer().afterDelay(timeoutSeconds_ * kj::SECONDS).then(
-        [this]() -> kj::Promise<T> {
-          return KJ_EXCEPTION(DISCONNECTED, "no answer within", timeoutSeconds_, "seconds");
-        });
-    return promise.exclusiveJoin(kj::mv(deadline)).wait(io_.waitScope);
+    return waitWithin(io_, timeoutSeconds_, kj::mv(promise));
   }
 
   void check(proto::Status::Reader status, const char* what) {
