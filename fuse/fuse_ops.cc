@@ -75,8 +75,20 @@ struct stat toStat(const FuseContext& c, const Attr& a) {
 
 void replyError(fuse_req_t req, const Status& status) { fuse_reply_err(req, toErrno(status.code)); }
 
-// Hands an inode to the kernel: counts the lookup, then replies.
-void replyEntry(fuse_req_t req, FuseContext& c, Attr attr) {
+// How long the kernel may keep the name `parent`/... it is handed now: longer
+// in a directory delegated to this mount (nobody else changes its names without
+// a recall, and the end of a delegation invalidates them in the kernel).
+double entryTimeout(FuseContext& c, uint64_t parent) {
+  if (c.delegatedTimeoutSec > c.entryTimeoutSec && parent != 0 &&
+      c.client->meta().delegated(parent)) {
+    return c.delegatedTimeoutSec;
+  }
+  return c.entryTimeoutSec;
+}
+
+// Hands an inode, named in `parent` (server inode), to the kernel: counts the
+// lookup, then replies.
+void replyEntry(fuse_req_t req, FuseContext& c, uint64_t parent, Attr attr) {
   c.client->data().patchAttr(&attr);
   fuse_entry_param e;
   memset(&e, 0, sizeof(e));
@@ -84,7 +96,7 @@ void replyEntry(fuse_req_t req, FuseContext& c, Attr attr) {
   e.generation = 1;
   e.attr = toStat(c, attr);
   e.attr_timeout = c.attrTimeoutSec;
-  e.entry_timeout = c.entryTimeoutSec;
+  e.entry_timeout = entryTimeout(c, parent);
   c.refs.add(attr.ino);
   if (fuse_reply_entry(req, &e) != 0) {
     // The request was interrupted: the kernel did not take the reference.
@@ -207,7 +219,7 @@ void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       }
       return replyError(req, r.status());
     }
-    replyEntry(req, c, r.value());
+    replyEntry(req, c, toServer(c, parent), r.value());
   });
 }
 
@@ -338,7 +350,7 @@ void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     FuseContext& c = ctx(req);
     auto r = c.client->meta().mknod(toServer(c, parent), name, mode, rdev, callerOf(req));
     if (!r.ok()) return replyError(req, r.status());
-    replyEntry(req, c, r.value());
+    replyEntry(req, c, toServer(c, parent), r.value());
   });
 }
 
@@ -348,7 +360,7 @@ void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     FuseContext& c = ctx(req);
     auto r = c.client->meta().mkdir(toServer(c, parent), name, mode | S_IFDIR, callerOf(req));
     if (!r.ok()) return replyError(req, r.status());
-    replyEntry(req, c, r.value());
+    replyEntry(req, c, toServer(c, parent), r.value());
   });
 }
 
@@ -358,7 +370,7 @@ void opSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
     FuseContext& c = ctx(req);
     auto r = c.client->meta().symlink(toServer(c, parent), name, link, callerOf(req));
     if (!r.ok()) return replyError(req, r.status());
-    replyEntry(req, c, r.value());
+    replyEntry(req, c, toServer(c, parent), r.value());
   });
 }
 
@@ -368,7 +380,7 @@ void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newParent, const char* ne
     FuseContext& c = ctx(req);
     auto r = c.client->meta().link(toServer(c, ino), toServer(c, newParent), newName);
     if (!r.ok()) return replyError(req, r.status());
-    replyEntry(req, c, r.value());
+    replyEntry(req, c, toServer(c, newParent), r.value());
   });
 }
 
@@ -438,7 +450,7 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     e.generation = 1;
     e.attr = toStat(c, attr);
     e.attr_timeout = c.attrTimeoutSec;
-    e.entry_timeout = c.entryTimeoutSec;
+    e.entry_timeout = entryTimeout(c, toServer(c, parent));
     fi->fh = toHandle(std::make_unique<OpenFile>(OpenFile{attr.ino, fi->flags}));
     c.refs.add(attr.ino);
     if (fuse_reply_create(req, &e, fi) != 0) {
@@ -553,6 +565,7 @@ void readdirCommon(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, f
   size_t used = 0;
   uint64_t cookie = uint64_t(off);
   std::vector<uint64_t> counted;  // inodes whose lookup count this reply adds
+  const double entryTtl = plus ? entryTimeout(c, dir->ino) : 0;
 
   auto addEntry = [&](const std::string& name, const Attr& attr, uint64_t next,
                       bool countLookup) -> bool {
@@ -564,7 +577,7 @@ void readdirCommon(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, f
       e.generation = 1;
       e.attr = toStat(c, attr);
       e.attr_timeout = c.attrTimeoutSec;
-      e.entry_timeout = c.entryTimeoutSec;
+      e.entry_timeout = entryTtl;
       need = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, off_t(next));
     } else {
       struct stat st;

@@ -22,6 +22,8 @@ struct FuseContext {
   uint64_t rootIno = 0;          // server inode number of the volume root
   double entryTimeoutSec = 1.0;
   double attrTimeoutSec = 1.0;
+  // Names in a directory delegated to this mount (positive entries only).
+  double delegatedTimeoutSec = 60.0;
   InodeRefs refs;                // kernel lookup counts (nlookup) per server inode
   // Set once the FUSE session is mounted; kernel notifications need it.
   std::atomic<fuse_session*> session{nullptr};

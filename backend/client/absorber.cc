@@ -61,17 +61,21 @@ Absorber::Directory* Absorber::directory(uint64_t dir) {
 }
 
 void Absorber::adopt(const Attr& attr) {
-  std::lock_guard<std::mutex> lock(mu_);
-  makeRoom(0);
-  dirs_[attr.ino] = Directory{attr, {}};
+  Forgotten forgotten;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    makeRoom(0, forgotten);
+    dirs_[attr.ino] = Directory{attr, {}};
+  }
+  endDelegation(std::move(forgotten));
 }
 
-void Absorber::makeRoom(uint64_t keep) {
+void Absorber::makeRoom(uint64_t keep, Forgotten& out) {
   // Giving a directory up is always safe: its changes become synchronous.
   while (dirs_.size() >= kMaxDirectories) {
     auto victim = dirs_.begin();
     if (victim->first == keep) ++victim;
-    dirs_.erase(victim);
+    forget(victim->first, out);
   }
 }
 
@@ -181,13 +185,17 @@ std::optional<Result<Attr>> Absorber::create(uint64_t parent, std::string_view n
   if (!queued.ok()) return Result<Attr>(queued);
   dir->names.emplace(std::string(name), Child{attr.ino, attr.mode});
   dir->attr.mtimeNs = dir->attr.ctimeNs = now;
+  // Cached under mu_ so that a giveUp of `parent` cannot come in between.
+  meta_.cacheReply(attr, meta_.cache_.ticket(), parent, name);
+  if (type != S_IFDIR) meta_.cache_.makeExclusive(attr.ino);
+  Forgotten forgotten;
   if (type == S_IFDIR) {
     dir->attr.nlink += 1;
-    makeRoom(parent);
+    makeRoom(parent, forgotten);
     dirs_[attr.ino] = Directory{attr, {}};  // `dir` is not used after this
   }
   lock.unlock();
-  meta_.cacheReply(attr, meta_.cache_.ticket(), parent, name);
+  endDelegation(std::move(forgotten));
   return Result<Attr>(attr);
 }
 
@@ -251,10 +259,10 @@ std::optional<Status> Absorber::remove(uint64_t parent, std::string_view name, b
   dir->attr.mtimeNs = dir->attr.ctimeNs = now;
   if (directory) {
     dir->attr.nlink -= 1;
-    dirs_.erase(child.ino);  // may move `dir`
+    dirs_.erase(child.ino);  // may move `dir`; it was empty
   }
   lock.unlock();
-  meta_.cache_.nameRemoved(parent, name);
+  meta_.cache_.entryRemoved(parent, name, child.ino);
   return Status{};
 }
 
@@ -272,6 +280,7 @@ std::optional<Status> Absorber::rename(uint64_t parent, std::string_view name, u
   const Child child = it->second;
   if (S_ISDIR(child.mode)) return std::nullopt;  // dfs-meta checks the tree
   auto target = to->names.find(newName);
+  const uint64_t replaced = target != to->names.end() ? target->second.ino : 0;
   if (target != to->names.end()) {
     if (target->second.ino == child.ino) return std::nullopt;  // hard links of one inode
     if (flags & kRenameNoReplace) return Status::error(Code::EXISTS, "entry exists");
@@ -295,7 +304,7 @@ std::optional<Status> Absorber::rename(uint64_t parent, std::string_view name, u
   from->attr.mtimeNs = from->attr.ctimeNs = now;
   to->attr.mtimeNs = to->attr.ctimeNs = now;
   lock.unlock();
-  meta_.cache_.nameRemoved(parent, name, newParent, newName);
+  meta_.cache_.entryMoved(parent, name, newParent, newName, child.ino, now, replaced);
   return Status{};
 }
 
@@ -332,26 +341,54 @@ std::optional<Attr> Absorber::directoryAttr(uint64_t ino) {
   return dir->attr;
 }
 
+void Absorber::forget(uint64_t dir, Forgotten& out) {
+  auto it = dirs_.find(dir);
+  if (it == dirs_.end()) return;
+  for (const auto& [name, child] : it->second.names) {
+    if (!S_ISDIR(child.mode)) out.files.push_back(child.ino);
+    out.entries.emplace_back(dir, name);
+  }
+  dirs_.erase(it);
+}
+
+void Absorber::endDelegation(Forgotten&& forgotten) {
+  // The files may have other writers from now on: their attributes expire
+  // again; and the kernel's names there go back to entry_timeout (dropped now).
+  if (!forgotten.files.empty()) meta_.cache_.dropExclusive(forgotten.files);
+  meta_.invalidateEntries(std::move(forgotten.entries));
+}
+
 void Absorber::giveUp(uint64_t dir) {
-  std::lock_guard<std::mutex> lock(mu_);
-  dirs_.erase(dir);
+  Forgotten forgotten;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    forget(dir, forgotten);
+  }
+  endDelegation(std::move(forgotten));
 }
 
 void Absorber::recall(const std::vector<uint64_t>& inodes) {
+  Forgotten forgotten;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (uint64_t ino : inodes) dirs_.erase(ino);
+    for (uint64_t ino : inodes) forget(ino, forgotten);
   }
+  endDelegation(std::move(forgotten));
   Status sent = barrier();
   if (!sent.ok()) spdlog::warn("recall: absorbed operations not sent: {}", sent.message);
 }
 
 void Absorber::sessionChanged() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!dirs_.empty()) {
-    spdlog::info("new session: absorbing in {} delegated directories ends", dirs_.size());
+  Forgotten forgotten;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!dirs_.empty()) {
+      spdlog::info("new session: absorbing in {} delegated directories ends", dirs_.size());
+    }
+    while (!dirs_.empty()) forget(dirs_.begin()->first, forgotten);
   }
-  dirs_.clear();
+  meta_.cache_.dropAllExclusive();
+  endDelegation(std::move(forgotten));
 }
 
 Status Absorber::barrier() {

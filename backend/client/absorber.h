@@ -21,7 +21,15 @@
 // cause that) is logged and counted (dfs_fuse_absorbed_failed_total); the
 // mount's cached attributes are dropped.
 //
-// Threads: any; one mutex (a leaf, never held across an RPC) and the sender.
+// The files made here are this mount's alone while the directory is delegated,
+// so their cached attributes do not expire (MetaCache::makeExclusive) until the
+// delegation ends; an absorbed unlink or rename changes only the inodes it names.
+// The kernel may keep names in a delegated directory longer than entry_timeout
+// (the mount's delegated_timeout): when the delegation ends, for whatever
+// reason, every name it knows there is invalidated in the kernel.
+//
+// Threads: any; one mutex (never held across an RPC; only MetaCache's leaf
+// mutex is taken under it) and the sender.
 #pragma once
 
 #include <condition_variable>
@@ -34,6 +42,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "backend/client/journal.h"
@@ -115,10 +124,20 @@ class Absorber {
     uint64_t journalSeq;  // 0: not journaled (release)
     std::string bytes;    // a NamespaceOp message
   };
+  // What ends with the delegation of directories: exclusivity of their files,
+  // and the kernel's names in them (which it was allowed to keep longer).
+  struct Forgotten {
+    std::vector<uint64_t> files;
+    std::vector<std::pair<uint64_t, std::string>> entries;
+  };
   // REQUIRES: mu_. Gives up directories (not `keep`) until one more fits.
-  void makeRoom(uint64_t keep);
+  void makeRoom(uint64_t keep, Forgotten& out);
   // REQUIRES: mu_. The delegated directory, or null.
   Directory* directory(uint64_t dir);
+  // REQUIRES: mu_. No more absorbing in `dir`; what ends is added to `out`,
+  // to be passed to endDelegation() once mu_ is released.
+  void forget(uint64_t dir, Forgotten& out);
+  void endDelegation(Forgotten&& forgotten);
   // REQUIRES: mu_ held by `lock`. A fresh inode number (may drop the lock to reserve).
   Result<uint64_t> takeIno(std::unique_lock<std::mutex>& lock);
   // REQUIRES: mu_. Journals and queues the op `build` fills in.

@@ -13,8 +13,10 @@ std::optional<Attr> MetaCache::attr(uint64_t ino, int64_t nowNs) {
   if (!enabled()) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(ino);
-  if (it == entries_.end() || !it->second.attr || it->second.attrExpiresNs <= nowNs ||
-      it->second.attrEpoch != attrEpoch_) {
+  if (it == entries_.end() || !it->second.attr || it->second.attrEpoch != attrEpoch_) {
+    return std::nullopt;
+  }
+  if (it->second.attrExpiresNs <= nowNs && it->second.exclusiveEpoch != exclusiveEpoch_) {
     return std::nullopt;
   }
   ++hits_;
@@ -34,6 +36,25 @@ void MetaCache::putAttr(const Attr& attr, uint64_t ticket, int64_t nowNs) {
   e.attr = attr;
   e.attrExpiresNs = nowNs + ttlNs_;
   e.attrEpoch = attrEpoch_;
+}
+
+void MetaCache::makeExclusive(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(ino);
+  if (it != entries_.end()) it->second.exclusiveEpoch = exclusiveEpoch_;
+}
+
+void MetaCache::dropExclusive(const std::vector<uint64_t>& inos) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (uint64_t ino : inos) {
+    auto it = entries_.find(ino);
+    if (it != entries_.end()) it->second.exclusiveEpoch = 0;
+  }
+}
+
+void MetaCache::dropAllExclusive() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++exclusiveEpoch_;
 }
 
 bool MetaCache::xattrAbsent(uint64_t ino, std::string_view name, int64_t nowNs) {
@@ -129,6 +150,34 @@ void MetaCache::nameRemoved(uint64_t dir, std::string_view name, uint64_t newDir
   std::lock_guard<std::mutex> lock(mu_);
   ++generation_;
   ++attrEpoch_;  // the inodes behind the names changed (nlink, ctime): no attr is kept
+  moveNameLocked(dir, name, newDir, newName);
+}
+
+void MetaCache::entryRemoved(uint64_t dir, std::string_view name, uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  entries_.erase(ino);  // nlink and ctime changed
+  moveNameLocked(dir, name, 0, {});
+  if (auto it = entries_.find(dir); it != entries_.end()) it->second.attr.reset();
+}
+
+void MetaCache::entryMoved(uint64_t dir, std::string_view name, uint64_t newDir,
+                           std::string_view newName, uint64_t ino, int64_t ctimeNs,
+                           uint64_t replaced) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  if (replaced != 0) entries_.erase(replaced);
+  if (auto it = entries_.find(ino); it != entries_.end() && it->second.attr) {
+    it->second.attr->ctimeNs = ctimeNs;
+  }
+  moveNameLocked(dir, name, newDir, newName);
+  for (uint64_t d : {dir, newDir}) {
+    if (auto it = entries_.find(d); it != entries_.end()) it->second.attr.reset();
+  }
+}
+
+void MetaCache::moveNameLocked(uint64_t dir, std::string_view name, uint64_t newDir,
+                               std::string_view newName) {
   auto it = entries_.find(dir);
   if (it != entries_.end() && it->second.namesKnown) {
     auto n = it->second.names.find(name);

@@ -14,13 +14,18 @@
 //    adds one link for a new subdirectory, in the same transaction.
 //
 // Answers are kept for `ttl` (the mount's attr_timeout, the same bound the kernel
-// applies to its own attribute cache) and dropped earlier when
+// applies to its own attribute cache), except the attributes of an inode this
+// client is the only writer of (an exclusive entry: a file it made in a
+// directory delegated to it, Absorber), which are kept until the delegation
+// ends or the inode changes; answers are dropped earlier when
 //  - dfs-meta reports the inode changed by another client (invalidate(ino)),
 //  - this client changes the inode (the change's reply replaces the attributes,
 //    or invalidate(ino) for changes whose reply carries none),
-//  - this client unlinks, renames or links anything: every cached attribute
-//    goes (the reply does not say which inode lost or gained a name), while
-//    the names this client knows stay exact (renamed/removed), or reconnects.
+//  - this client unlinks, renames or links anything through dfs-meta: every
+//    cached attribute goes (the reply does not say which inode lost or gained
+//    a name), while the names this client knows stay exact (renamed/removed),
+//    or reconnects. An absorbed unlink or rename names its inodes
+//    (entryRemoved, entryMoved): only theirs change.
 // An answer that was on its way while an invalidation arrived is not stored:
 // callers take a ticket() before the RPC and pass it back with the answer.
 //
@@ -37,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "backend/client/types.h"
 
@@ -56,7 +62,13 @@ class MetaCache {
   uint64_t ticket() const;
 
   std::optional<Attr> attr(uint64_t ino, int64_t nowNs);
+  // Replaces the attributes; an exclusive entry stays exclusive.
   void putAttr(const Attr& attr, uint64_t ticket, int64_t nowNs);
+  // This client is the only writer of `ino` (cached attributes do not expire)
+  // until dropExclusive or an invalidation of the inode.
+  void makeExclusive(uint64_t ino);
+  void dropExclusive(const std::vector<uint64_t>& inos);
+  void dropAllExclusive();
 
   // True when `name` is known to be absent on `ino`.
   bool xattrAbsent(uint64_t ino, std::string_view name, int64_t nowNs);
@@ -76,6 +88,15 @@ class MetaCache {
   void nameRemoved(uint64_t dir, std::string_view name, uint64_t newDir = 0,
                    std::string_view newName = {});
 
+  // An absorbed unlink of `dir`/`name`, which named `ino` (that inode and the
+  // directory change, nothing else).
+  void entryRemoved(uint64_t dir, std::string_view name, uint64_t ino);
+  // An absorbed rename of `ino` from `dir`/`name` to `newDir`/`newName` at
+  // `ctimeNs` (dfs-meta sets the moved inode's ctime to the op's time), which
+  // replaced `replaced` (0: none).
+  void entryMoved(uint64_t dir, std::string_view name, uint64_t newDir, std::string_view newName,
+                  uint64_t ino, int64_t ctimeNs, uint64_t replaced);
+
   // Every cached attribute goes (names and absent xattrs stay).
   void dropAttrs();
 
@@ -90,6 +111,7 @@ class MetaCache {
     std::optional<Attr> attr;
     int64_t attrExpiresNs = 0;
     uint64_t attrEpoch = 0;  // valid while it equals attrEpoch_
+    uint64_t exclusiveEpoch = 0;  // exclusive while it equals exclusiveEpoch_ (> 0)
     std::set<std::string, std::less<>> absentXattrs;
     bool noXattrs = false;  // every name is absent
     // Directories created by this client: every name in it (since creation).
@@ -100,12 +122,17 @@ class MetaCache {
   };
   // REQUIRES: mu_ held. The entry for `ino`, made room for if new.
   Entry& slot(uint64_t ino, int64_t nowNs);
+  // REQUIRES: mu_ held. `name` leaves `dir`'s known names and enters `newDir`'s
+  // (0: removed).
+  void moveNameLocked(uint64_t dir, std::string_view name, uint64_t newDir,
+                      std::string_view newName);
 
   const int64_t ttlNs_;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Entry> entries_;  // guarded by mu_
   uint64_t generation_ = 0;                      // guarded by mu_
   uint64_t attrEpoch_ = 0;                       // bumped to drop every attr; mu_
+  uint64_t exclusiveEpoch_ = 1;                  // bumped to end every exclusivity; mu_
   uint64_t hits_ = 0;                            // guarded by mu_
 };
 

@@ -370,6 +370,13 @@ MetaClientOptions MetaClient::withCacheInvalidation(MetaClientOptions options) {
   return options;
 }
 
+void MetaClient::invalidateEntries(std::vector<std::pair<uint64_t, std::string>> entries) {
+  if (!options_.onInvalidate || entries.empty()) return;
+  InvalidationBatch batch;
+  batch.entries = std::move(entries);
+  options_.onInvalidate(std::move(batch));
+}
+
 void MetaClient::cacheReply(const Result<Attr>& attr, uint64_t ticket, uint64_t parent,
                             std::string_view name) {
   int64_t now = monotonicNs();
@@ -634,6 +641,9 @@ Result<std::string> MetaClient::readlink(uint64_t ino) {
 
 Result<Attr> MetaClient::link(uint64_t ino, uint64_t newParent, std::string_view newName) {
   giveUp({newParent});
+  // A second name, maybe outside any delegated directory: `ino` may get other
+  // writers, so its cached attributes (exclusive or not) go.
+  cache_.invalidate(ino);
   uint64_t ticket = cache_.ticket();
   auto r = callOnce<Attr>("link", [&](Session& s, uint64_t op) {
     auto req = s.meta.linkRequest();

@@ -147,6 +147,11 @@ class MetaClient {
   // From now on, changes inside directories delegated to this mount are
   // absorbed, and every other call first waits for what was absorbed (null: off).
   void setAbsorber(Absorber* absorber) { absorber_.store(absorber); }
+  // `dir` is delegated to this mount now: nobody else changes its names
+  // without a recall first, so the kernel may keep them longer.
+  bool delegated(uint64_t dir) { return absorbing(dir) != nullptr; }
+  // Asks the kernel (through the mount's invalidation sink) to drop these names.
+  void invalidateEntries(std::vector<std::pair<uint64_t, std::string>> entries);
   uint64_t clientId() const { return clientId_; }
   const MetaCache& cache() const { return cache_; }
   Result<ClusterMap> clusterMap();

@@ -83,7 +83,8 @@ Status applyOption(MountOptions& o, const std::string& opt) {
   std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
   static const std::set<std::string> kValued = {"op_timeout", "entry_timeout", "attr_timeout",
                                                 "log_level", "metrics_listen", "cache_dir",
-                                                "dirty_limit", "absorb", "read_ahead"};
+                                                "dirty_limit", "absorb", "read_ahead",
+                                                "delegated_timeout"};
   if (kValued.count(key) && eq == std::string::npos) {
     return Status::error(Code::INVALID, "option " + key + " needs a value (" + key + "=...)");
   }
@@ -96,6 +97,10 @@ Status applyOption(MountOptions& o, const std::string& opt) {
     auto v = parseSeconds(key, value);
     if (!v.ok()) return v.status();
     o.entryTimeoutSec = v.value();
+  } else if (key == "delegated_timeout") {
+    auto v = parseSeconds(key, value);
+    if (!v.ok()) return v.status();
+    o.delegatedTimeoutSec = v.value();
   } else if (key == "attr_timeout") {
     auto v = parseSeconds(key, value);
     if (!v.ok()) return v.status();
@@ -206,6 +211,9 @@ std::string mountUsage(const std::string& program) {
          "                     operation fails with EIO (default 15)\n"
          "  entry_timeout=SEC  kernel cache time of names (default 1)\n"
          "  attr_timeout=SEC   kernel cache time of attributes (default 1)\n"
+         "  delegated_timeout=SEC  kernel cache time of names in directories this mount\n"
+         "                     made and no other client touched since (delegated; the\n"
+         "                     delegation's end drops them; default 60; <= entry_timeout: off)\n"
          "  log_level=LEVEL    trace, debug, info, warn, error, off (default info)\n"
          "  log_json           log JSON lines instead of text\n"
          "  metrics_listen=HOST:PORT  serve Prometheus /metrics there (default: off)\n"

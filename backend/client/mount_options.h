@@ -29,6 +29,7 @@ struct MountOptions {
   int64_t opTimeoutMs = 15000;
   double entryTimeoutSec = 1.0;
   double attrTimeoutSec = 1.0;
+  double delegatedTimeoutSec = 60.0;  // kernel cache time of names in delegated directories
   std::string logLevel = "info";
   bool logJson = false;
   std::string metricsListen;  // host:port for /metrics; empty: no endpoint

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <string>
 
 using dfs::Attr;
 using dfs::MetaCache;
@@ -175,4 +176,66 @@ TEST_CASE("meta cache keeps names exact across this client's unlink and rename, 
   cache.nameRemoved(31, "final");  // unlink
   CHECK(cache.nameAbsent(31, "final", 1));
   CHECK_FALSE(cache.attr(32, 1));
+}
+
+TEST_CASE("meta cache keeps exclusive attributes past the ttl until exclusivity ends") {
+  MetaCache cache(kSec);
+  cache.putAttr(attrOf(4, 1), cache.ticket(), 0);
+  cache.putAttr(attrOf(5, 1), cache.ticket(), 0);
+  cache.putAttr(attrOf(6, 1), cache.ticket(), 0);
+  cache.makeExclusive(4);
+  cache.makeExclusive(5);
+  cache.makeExclusive(6);
+  CHECK(cache.attr(4, 10 * kSec));
+  // A commit's reply replaces the attributes and keeps the entry exclusive.
+  cache.putAttr(attrOf(4, 77), cache.ticket(), 0);
+  REQUIRE(cache.attr(4, 10 * kSec));
+  CHECK(cache.attr(4, 10 * kSec)->size == 77);
+  // The delegation of 5's directory ends: back to the ttl (long past).
+  cache.dropExclusive({5});
+  CHECK_FALSE(cache.attr(5, 10 * kSec));
+  CHECK(cache.attr(4, 10 * kSec));
+  // An invalidation removes the entry; a new answer is not exclusive.
+  cache.invalidate(4);
+  cache.putAttr(attrOf(4, 1), cache.ticket(), 20 * kSec);
+  CHECK_FALSE(cache.attr(4, 22 * kSec));
+  // A new session ends every exclusivity.
+  CHECK(cache.attr(6, 30 * kSec));
+  cache.dropAllExclusive();
+  CHECK_FALSE(cache.attr(6, 30 * kSec));
+  // A synchronous unlink or rename elsewhere still drops exclusive attributes.
+  cache.putAttr(attrOf(7, 1), cache.ticket(), 0);
+  cache.makeExclusive(7);
+  cache.nameRemoved(1, "x");
+  CHECK_FALSE(cache.attr(7, 1));
+}
+
+TEST_CASE("meta cache: an absorbed unlink or rename changes only the inodes it names") {
+  MetaCache cache(kSec);
+  Attr dir = attrOf(1, 0);
+  dir.mode = S_IFDIR | 0755;
+  cache.putAttr(dir, cache.ticket(), 0);
+  cache.putEmptyDirectory(1, cache.ticket(), 0);
+  for (uint64_t ino : {10, 11, 12, 13}) {
+    Attr a = attrOf(ino, ino);
+    a.mode = S_IFREG | 0644;
+    a.ctimeNs = 5;
+    cache.childCreated(1, "f" + std::to_string(ino), a, cache.ticket());
+    cache.putAttr(a, cache.ticket(), 0);
+  }
+  uint64_t before = cache.ticket();
+  cache.entryRemoved(1, "f10", 10);
+  CHECK(cache.ticket() != before);  // answers on their way are not stored
+  CHECK_FALSE(cache.attr(10, 1));
+  CHECK_FALSE(cache.attr(1, 1));  // the directory's mtime changed
+  CHECK(cache.attr(11, 1));
+  CHECK(cache.nameAbsent(1, "f10", 1));
+  // f11 moves over f12: 11 gets the rename's ctime, 12 lost its name.
+  cache.entryMoved(1, "f11", 1, "f12", 11, 999, 12);
+  REQUIRE(cache.attr(11, 1));
+  CHECK(cache.attr(11, 1)->ctimeNs == 999);
+  CHECK_FALSE(cache.attr(12, 1));
+  CHECK(cache.attr(13, 1));
+  CHECK(cache.nameAbsent(1, "f11", 1));
+  CHECK_FALSE(cache.nameAbsent(1, "f12", 1));
 }

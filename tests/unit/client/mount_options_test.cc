@@ -28,7 +28,7 @@ TEST_CASE("mount source splits at the last ':/'") {
 TEST_CASE("mount options: dfs options are consumed, others pass through") {
   const char* argv[] = {"dfs-fuse", "127.0.0.1:7000:/default", "/mnt", "-o",
                         "ro,op_timeout=2.5,entry_timeout=0,attr_timeout=3,log_level=debug,log_json,"
-                        "allow_other,_netdev,max_read=131072,absorb=0",
+                        "allow_other,_netdev,max_read=131072,absorb=0,delegated_timeout=90",
                         "-f"};
   auto r = parseMountOptions(6, argv);
   REQUIRE(r.ok());
@@ -39,6 +39,7 @@ TEST_CASE("mount options: dfs options are consumed, others pass through") {
   CHECK(o.opTimeoutMs == 2500);
   CHECK(o.entryTimeoutSec == 0.0);
   CHECK(o.attrTimeoutSec == 3.0);
+  CHECK(o.delegatedTimeoutSec == 90.0);
   CHECK(o.logLevel == "debug");
   CHECK(o.logJson);
   CHECK_FALSE(o.absorb);
