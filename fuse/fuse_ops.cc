@@ -424,7 +424,8 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (!r.ok()) return replyError(req, r.status());
     c.client->data().noteAttr(r.value(), true);
     fi->fh = toHandle(std::make_unique<OpenFile>(OpenFile{server, fi->flags}));
-    // The attributes come fresh from the metadata node (open RPC), never a cache.
+    // The attributes come fresh from the metadata node (open RPC), never a cache,
+    // unless this mount is the file's only writer (an absorbed open).
     fi->keep_cache = keepCache(c, r.value(), truncate) ? 1 : 0;
     if (fuse_reply_open(req, fi) != 0) {
       takeHandle(fi);

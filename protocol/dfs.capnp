@@ -423,7 +423,15 @@ struct NamespaceOp {
     rmdir @6 :EntryOp;
     rename @7 :RenameOp;
     release @8 :UInt64;           # the session closes its handle of this inode
+    # The session opens (without truncating) a file it made in a directory
+    # delegated to it, as Meta.open; a dfs-meta without it refuses the op.
+    open @9 :OpenOp;
   }
+}
+
+struct OpenOp {
+  ino @0 :UInt64;
+  write @1 :Bool;      # opened for writing (its commits come before others' opens)
 }
 
 struct NewEntry {

@@ -204,17 +204,26 @@ std::optional<Result<Attr>> Absorber::setattr(uint64_t ino, const SetAttrRequest
   if (set.setSize) return std::nullopt;
   std::unique_lock<std::mutex> lock(mu_);
   Directory* dir = directory(ino);
-  if (dir == nullptr) return std::nullopt;
+  // A file made in a delegated directory is exclusive exactly while that
+  // directory is delegated (forget() ends it under mu_).
+  std::optional<Attr> file = dir == nullptr ? meta_.cache_.exclusiveAttr(ino) : std::nullopt;
+  if (dir == nullptr && !file) return std::nullopt;
   const int64_t now = nowNs();
   SetAttrRequest sent = set;
   if (sent.atimeNow) sent.atimeNs = now;
   if (sent.mtimeNow) sent.mtimeNs = now;
   sent.atimeNow = sent.mtimeNow = false;
   if (sent.ctimeNs == 0) sent.ctimeNs = now;
-  Attr attr = dir->attr;
+  Attr attr = dir != nullptr ? dir->attr : *file;
   if (sent.setMode) attr.mode = (attr.mode & S_IFMT) | (sent.mode & 07777);
   if (sent.setUid) attr.uid = sent.uid;
   if (sent.setGid) attr.gid = sent.gid;
+  // As dfs-meta: chown by an unprivileged caller clears set-user-ID, and
+  // set-group-ID when group execute is set, of anything but a directory.
+  if (dir == nullptr && (sent.setUid || sent.setGid) && !sent.setMode && caller.uid != 0) {
+    attr.mode &= ~uint32_t(S_ISUID);
+    if (attr.mode & S_IXGRP) attr.mode &= ~uint32_t(S_ISGID);
+  }
   if (sent.setAtime) attr.atimeNs = sent.atimeNs;
   if (sent.setMtime) attr.mtimeNs = sent.mtimeNs;
   attr.ctimeNs = sent.ctimeNs;
@@ -224,9 +233,8 @@ std::optional<Result<Attr>> Absorber::setattr(uint64_t ino, const SetAttrRequest
     setAttrToProto(sent, e.initSet());
   });
   if (!queued.ok()) return Result<Attr>(queued);
-  dir->attr = attr;
-  lock.unlock();
-  meta_.cache_.putAttr(attr, meta_.cache_.ticket(), monotonicNs());
+  if (dir != nullptr) dir->attr = attr;
+  meta_.cache_.putAttr(attr, meta_.cache_.ticket(), monotonicNs());  // stays exclusive
   return Result<Attr>(attr);
 }
 
@@ -315,6 +323,20 @@ bool Absorber::release(uint64_t ino) {
   return queued.ok();
 }
 
+std::optional<Result<Attr>> Absorber::open(uint64_t ino, bool write) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return std::nullopt;
+  std::optional<Attr> attr = meta_.cache_.exclusiveAttr(ino);
+  if (!attr || !S_ISREG(attr->mode)) return std::nullopt;
+  Status queued = enqueue(0, Caller{}, false, [&](proto::NamespaceOp::Builder op) {
+    auto e = op.initOpen();
+    e.setIno(ino);
+    e.setWrite(write);
+  });
+  if (!queued.ok()) return Result<Attr>(queued);
+  return Result<Attr>(*attr);
+}
+
 std::optional<Result<Attr>> Absorber::lookup(uint64_t parent, std::string_view name) {
   std::unique_lock<std::mutex> lock(mu_);
   Directory* dir = directory(parent);
@@ -344,17 +366,18 @@ std::optional<Attr> Absorber::directoryAttr(uint64_t ino) {
 void Absorber::forget(uint64_t dir, Forgotten& out) {
   auto it = dirs_.find(dir);
   if (it == dirs_.end()) return;
+  std::vector<uint64_t> files;
   for (const auto& [name, child] : it->second.names) {
-    if (!S_ISDIR(child.mode)) out.files.push_back(child.ino);
+    if (!S_ISDIR(child.mode)) files.push_back(child.ino);
     out.entries.emplace_back(dir, name);
   }
+  // Under mu_: setattr() takes exclusivity as proof of delegation.
+  meta_.cache_.dropExclusive(files);
   dirs_.erase(it);
 }
 
 void Absorber::endDelegation(Forgotten&& forgotten) {
-  // The files may have other writers from now on: their attributes expire
-  // again; and the kernel's names there go back to entry_timeout (dropped now).
-  if (!forgotten.files.empty()) meta_.cache_.dropExclusive(forgotten.files);
+  // The kernel's names there go back to entry_timeout (dropped now).
   meta_.invalidateEntries(std::move(forgotten.entries));
 }
 
@@ -386,8 +409,8 @@ void Absorber::sessionChanged() {
       spdlog::info("new session: absorbing in {} delegated directories ends", dirs_.size());
     }
     while (!dirs_.empty()) forget(dirs_.begin()->first, forgotten);
+    meta_.cache_.dropAllExclusive();
   }
-  meta_.cache_.dropAllExclusive();
   endDelegation(std::move(forgotten));
 }
 

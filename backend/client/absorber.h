@@ -79,7 +79,8 @@ class Absorber {
   // Meta.create), S_IFDIR or S_IFLNK (`target`).
   std::optional<Result<Attr>> create(uint64_t parent, std::string_view name, uint32_t mode,
                                      std::string_view target, bool open, const Caller& caller);
-  // chmod/chown/utimens of a delegated directory.
+  // chmod/chown/utimens of a delegated directory, or of a file made in one
+  // (its exclusive cached attributes are the base).
   std::optional<Result<Attr>> setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller);
   std::optional<Status> remove(uint64_t parent, std::string_view name, bool directory,
                                const Caller& caller);
@@ -88,6 +89,10 @@ class Absorber {
   // Queues the release of a handle (in order after the create); false: not
   // absorbing, the caller releases itself.
   bool release(uint64_t ino);
+  // An open (no truncate) of a file made in a delegated directory: its
+  // attributes, the open queued in order (not journaled: a handle dies with
+  // the process); nullopt when not such a file.
+  std::optional<Result<Attr>> open(uint64_t ino, bool write);
   // In a delegated directory: NOT_FOUND, or the entry's attributes when known.
   std::optional<Result<Attr>> lookup(uint64_t parent, std::string_view name);
   // `name` is in the delegated directory `parent`.
@@ -124,18 +129,17 @@ class Absorber {
     uint64_t journalSeq;  // 0: not journaled (release)
     std::string bytes;    // a NamespaceOp message
   };
-  // What ends with the delegation of directories: exclusivity of their files,
-  // and the kernel's names in them (which it was allowed to keep longer).
+  // What ends with the delegation of directories, to be done once mu_ is
+  // released: the kernel's names in them (which it was allowed to keep longer).
   struct Forgotten {
-    std::vector<uint64_t> files;
     std::vector<std::pair<uint64_t, std::string>> entries;
   };
   // REQUIRES: mu_. Gives up directories (not `keep`) until one more fits.
   void makeRoom(uint64_t keep, Forgotten& out);
   // REQUIRES: mu_. The delegated directory, or null.
   Directory* directory(uint64_t dir);
-  // REQUIRES: mu_. No more absorbing in `dir`; what ends is added to `out`,
-  // to be passed to endDelegation() once mu_ is released.
+  // REQUIRES: mu_. No more absorbing in `dir`; its files stop being exclusive
+  // (MetaCache); the rest is added to `out`, for endDelegation() after mu_.
   void forget(uint64_t dir, Forgotten& out);
   void endDelegation(Forgotten&& forgotten);
   // REQUIRES: mu_ held by `lock`. A fresh inode number (may drop the lock to reserve).

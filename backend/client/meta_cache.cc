@@ -52,6 +52,17 @@ void MetaCache::dropExclusive(const std::vector<uint64_t>& inos) {
   }
 }
 
+std::optional<Attr> MetaCache::exclusiveAttr(uint64_t ino) {
+  if (!enabled()) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(ino);
+  if (it == entries_.end() || !it->second.attr || it->second.attrEpoch != attrEpoch_ ||
+      it->second.exclusiveEpoch != exclusiveEpoch_) {
+    return std::nullopt;
+  }
+  return it->second.attr;
+}
+
 void MetaCache::dropAllExclusive() {
   std::lock_guard<std::mutex> lock(mu_);
   ++exclusiveEpoch_;

@@ -69,6 +69,8 @@ class MetaCache {
   void makeExclusive(uint64_t ino);
   void dropExclusive(const std::vector<uint64_t>& inos);
   void dropAllExclusive();
+  // The attributes of an exclusive entry (null: not exclusive, or none cached).
+  std::optional<Attr> exclusiveAttr(uint64_t ino);
 
   // True when `name` is known to be absent on `ino`.
   bool xattrAbsent(uint64_t ino, std::string_view name, int64_t nowNs);

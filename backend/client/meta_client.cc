@@ -530,9 +530,10 @@ Result<Attr> MetaClient::getattrCached(uint64_t ino) {
 }
 
 Result<Attr> MetaClient::setattr(uint64_t ino, const SetAttrRequest& set, const Caller& caller) {
-  if (Absorber* absorber = absorbing(ino)) {
+  // A delegated directory, or a file made in one.
+  if (Absorber* absorber = absorber_.load()) {
     if (auto absorbed = absorber->setattr(ino, set, caller)) return *absorbed;
-    giveUp({ino});
+    if (absorber->delegated(ino)) giveUp({ino});
   }
   uint64_t ticket = cache_.ticket();
   auto r = call<Attr>("setattr", true, [&](Session& s) {
@@ -737,6 +738,9 @@ Status MetaClient::rename(uint64_t parent, std::string_view name, uint64_t newPa
 }
 
 Result<Attr> MetaClient::open(uint64_t ino, bool truncate, bool write) {
+  if (Absorber* absorber = absorber_.load(); absorber && !truncate) {
+    if (auto absorbed = absorber->open(ino, write)) return *absorbed;
+  }
   // Retried: after a reconnect the open is recorded in the new session.
   uint64_t ticket = cache_.ticket();
   auto r = call<Attr>("open", true, [&](Session& s) {

@@ -1191,6 +1191,14 @@ Status MetaImpl::applyOne(uint64_t session, proto::NamespaceOp::Reader op, Chang
         node_.recalls().closed(session, op.getRelease());
       }
       return {};
+    case proto::NamespaceOp::OPEN: {
+      // No writer elsewhere to wait for: the file is in a directory delegated
+      // to this session, which nobody else reached without a recall.
+      auto e = op.getOpen();
+      result = node_.sessions().open(session, e.getIno(), false).status();
+      if (result.ok() && e.getWrite()) node_.recalls().opened(session, e.getIno());
+      break;
+    }
     default:
       result = Status::error(Code::INVALID, "unknown absorbed operation");
   }

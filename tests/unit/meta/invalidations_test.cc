@@ -416,4 +416,38 @@ TEST_CASE("absorbed ops: reserved inodes, applied in order once, delegation reca
   request.initOps(1)[0].setRelease(first);
   CHECK(request.send().wait(io.waitScope).getStatuses()[0].getCode() == proto::Code::OK);
   CHECK(t.node->recalls().writers(first) == 0);
+
+  // Absorbed opens: applied once even when sent again, each ended by a release;
+  // an open handle keeps the unlinked file.
+  auto send = [&](auto fill) {
+    auto req = a.meta.applyOpsRequest();
+    req.setSessionId(a.session);
+    fill(req.initOps(1));
+    auto response = req.send().wait(io.waitScope);
+    return response.getStatuses()[0].getCode();
+  };
+  auto openOp = [&](uint64_t seq, uint64_t ino, bool write) {
+    return send([&](auto ops) {
+      auto o = opAt(ops, 0, seq, when).initOpen();
+      o.setIno(ino);
+      o.setWrite(write);
+    });
+  };
+  auto release = [&]() { return send([&](auto ops) { ops[0].setRelease(first); }); };
+  CHECK(openOp(10, first, true) == C::OK);
+  CHECK(openOp(10, first, true) == C::OK);  // a retry: its stored status
+  CHECK(t.node->recalls().writers(first) == 1);
+  CHECK(openOp(11, first, false) == C::OK);
+  CHECK(openOp(12, first + 3, false) == C::STALE);  // reserved, never made
+  CHECK(send([&](auto ops) {
+          auto e = opAt(ops, 0, 13, when + 4).initUnlink();
+          e.setParent(dir);
+          e.setName(data("g"));
+        }) == C::OK);
+  CHECK(t.node->names().getattr(first).ok());  // open twice: kept
+  CHECK(release() == C::OK);
+  CHECK(t.node->names().getattr(first).ok());  // still open once
+  CHECK(release() == C::OK);
+  CHECK(t.node->recalls().writers(first) == 0);  // the session's last handle
+  CHECK_FALSE(t.node->names().getattr(first).ok());  // took the file with it
 }
