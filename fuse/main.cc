@@ -187,11 +187,14 @@ int main(int argc, char** argv) {
   // /metrics is served by a thread of its own: started after the fork (threads do not
   // survive it) and after the volume mounted, so a bad address fails the mount clearly.
   std::unique_ptr<dfs::HttpServer> metricsServer;
-  dfs::MetricsCallbackHandle dirtyGauge;
+  dfs::MetricsCallbackHandle dirtyGauge, filesGauge;
   if (!opts.metricsListen.empty()) {
     dirtyGauge = dfs::metrics().gaugeCallback(
         "dfs_fuse_cache_dirty_bytes", "Bytes written by applications, not yet committed", {},
         [&client]() { return double(client.data().dirtyBytes()); });
+    filesGauge = dfs::metrics().gaugeCallback(
+        "dfs_fuse_files_tracked", "Inodes the client keeps per-file state for (kernel-known or uncommitted)", {},
+        [&client]() { return double(client.data().trackedFiles()); });
     metricsServer = std::make_unique<dfs::HttpServer>();
     dfs::Status served = metricsServer->start(opts.metricsListen);
     if (!served.ok()) {

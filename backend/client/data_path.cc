@@ -106,13 +106,22 @@ void DataPath::prefetcherMain() {
 std::shared_ptr<DataPath::FileState> DataPath::file(uint64_t ino, bool create) {
   std::lock_guard<std::mutex> lock(filesMu_);
   auto it = files_.find(ino);
-  if (it != files_.end()) return it->second;
+  if (it != files_.end()) {
+    // Used again (read, write, open): the kernel knows the inode again.
+    if (create) it->second->forgotten.store(false, std::memory_order_relaxed);
+    return it->second;
+  }
   if (!create) return nullptr;
   auto state = std::make_shared<FileState>(ino);
   // A writer waits at twice the bound; one write (max_write) may cross it.
   state->dirty.setGrowthReserve(2 * options_.fileDirtyLimit + (1u << 20));
   files_.emplace(ino, state);
   return state;
+}
+
+size_t DataPath::trackedFiles() const {
+  std::lock_guard<std::mutex> lock(filesMu_);
+  return files_.size();
 }
 
 void DataPath::addDirty(int64_t delta) {
@@ -354,12 +363,20 @@ void DataPath::flusherMain() {
           active_.erase(ino);
           continue;
         }
-        auto& f = found->second;
-        std::lock_guard<std::mutex> fl(f->mu);
+        std::shared_ptr<FileState> f = found->second;  // a copy: the entry may go below
+        std::unique_lock<std::mutex> fl(f->mu);
         if (f->claimed) continue;  // another flusher thread has it
         if (f->dirty.empty() && f->flushing.empty() && !f->closeRequested && !f->attrsPending) {
-          std::lock_guard<std::mutex> active(activeMu_);  // clean: nothing for the scan
-          active_.erase(ino);
+          {
+            std::lock_guard<std::mutex> active(activeMu_);  // clean: nothing for the scan
+            active_.erase(ino);
+          }
+          if (f->forgotten.load(std::memory_order_relaxed) && f->releases.empty()) {
+            // The kernel forgot it while it was dirty (forget()): nothing holds it now.
+            dropJournaled(*f);
+            fl.unlock();
+            files_.erase(found);
+          }
           continue;
         }
         if (f->closeRequested && !f->queued && now >= f->retryAfterNs) {
@@ -543,6 +560,7 @@ void DataPath::forget(uint64_t ino) {
   std::lock_guard<std::mutex> fl(it->second->mu);
   if (!it->second->dirty.empty() || !it->second->flushing.empty() || it->second->attrsPending ||
       !it->second->releases.empty()) {
+    it->second->forgotten.store(true, std::memory_order_relaxed);  // dropped once clean
     return;
   }
   dropJournaled(*it->second);

@@ -137,6 +137,8 @@ class DataPath {
   const DataPathStats& stats() const { return stats_; }
   // Bytes written by applications and not yet committed to the cluster. Any thread.
   uint64_t dirtyBytes() const { return dirtyBytes_.load(std::memory_order_relaxed); }
+  // Inodes with per-file state (buffered bytes, cached extents, attributes).
+  size_t trackedFiles() const;
 
   struct FileState;
   // Bytes [begin, end) of a file written by journal record `seq`.
@@ -236,7 +238,7 @@ class DataPath {
   DataPathStats stats_;
   ChunkCache cache_;
 
-  std::mutex filesMu_;
+  mutable std::mutex filesMu_;
   std::unordered_map<uint64_t, std::shared_ptr<FileState>> files_;  // guarded by filesMu_
   // Files that may have work for the flusher's periodic scan: buffered bytes, a
   // close waiting for its commit, deferred attributes. Added with the file's mu

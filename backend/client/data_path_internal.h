@@ -3,6 +3,8 @@
 // helpers both halves use. Not part of DataPath's interface.
 #pragma once
 
+#include <atomic>
+
 #include <malloc.h>
 #include <sys/stat.h>
 
@@ -143,6 +145,10 @@ struct DataPath::FileState {
   bool closeRequested = false;
   std::vector<std::function<void()>> releases;
   bool claimed = false;  // a flusher thread picked it
+  // The kernel forgot the inode while something was left to commit: the
+  // flusher's scan drops the state once it is clean (unless the inode was read,
+  // written or opened since: file(ino, true) clears it).
+  std::atomic<bool> forgotten{false};
   bool queued = false;   // in closedQueue_: left to the closed-file batches, not the scan
   // Signalled (under mu) when a flush took the buffered bytes or ended: a
   // writer waiting past twice the file's bound (awaitFlusher) goes on.

@@ -107,6 +107,39 @@ B: $theirs"
 [ ! -e "$B/exact/f1" ] && [ ! -e "$B/exact/f2" ] && [ ! -e "$B/exact/f4" ] ||
   fail "B still sees removed names"
 [ "$(ls "$A/exact" | wc -l)" = 18 ] || fail "A lists $(ls "$A/exact" | wc -l) names, expected 18"
+step "(e) files removed before their commit leave no client state behind"
+# gauge NAME: a gauge of mount A.
+gauge() {
+  (cd / && python3 -I - "$PORT" "$1") <<'PY'
+import re, sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+m = re.search(r"^%s (\S+)$" % sys.argv[2], body, re.M)
+print(int(float(m.group(1))) if m else -1)
+PY
+}
+sync "$A"
+before=$(gauge dfs_fuse_files_tracked)
+mkdir "$A/brief"
+# Each file is removed right after its close, while its commit has just been
+# started: the kernel forgets the inode while its bytes are still buffered.
+python3 - "$A/brief" <<'PY'
+import os, sys
+for i in range(300):
+    path = os.path.join(sys.argv[1], f"f{i}")
+    with open(path, "wb") as f:
+        f.write(os.urandom(5000))
+    os.unlink(path)
+PY
+rmdir "$A/brief"
+deadline=$((SECONDS + 20))
+while :; do
+  now=$(gauge dfs_fuse_files_tracked)
+  ((now <= before + 5)) && break
+  ((SECONDS < deadline)) || fail "A still tracks $now files 20 s after removing 300 (before: $before)"
+  sleep 0.5
+done
+[ "$(gauge dfs_fuse_cache_dirty_bytes)" = 0 ] || fail "dirty bytes left behind"
+
 kill -0 "$(pid_of fuse_a)" || fail "dfs-fuse A died"
 kill -0 "$(pid_of fuse_b)" || fail "dfs-fuse B died"
 echo "PASS: $TEST_NAME"

@@ -68,7 +68,8 @@ for name in dfs_rpc_requests_total dfs_rpc_request_duration_seconds dfs_bytes_in
   dfs_storage_used_bytes dfs_storage_capacity_bytes dfs_meta_nodes dfs_meta_logical_bytes \
   dfs_meta_unique_bytes dfs_meta_compressed_bytes dfs_meta_raw_bytes dfs_meta_dedup_ratio \
   dfs_meta_compression_ratio dfs_meta_ec_overhead_ratio dfs_fuse_ops_total \
-  dfs_fuse_op_duration_seconds dfs_fuse_cache_dirty_bytes dfs_fuse_fragment_errors_total; do
+  dfs_fuse_op_duration_seconds dfs_fuse_cache_dirty_bytes dfs_fuse_files_tracked \
+  dfs_fuse_fragment_errors_total; do
   grep -q "^# TYPE $name " "$CLUSTER_DIR/sample.prom" || fail "sample lacks $name"
   grep -q "\`$name" "$DFS_SOURCE/docs/metrics.md" || fail "docs/metrics.md lacks $name"
 done

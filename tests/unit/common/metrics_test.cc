@@ -288,6 +288,7 @@ TEST_CASE("write a sample exposition of every documented metric", "[.metrics-sam
         .observe(0.0002);
   }
   r.gauge("dfs_fuse_cache_dirty_bytes", "Written bytes not yet stored.").set(65536);
+  r.gauge("dfs_fuse_files_tracked", "Inodes with per-file client state.").set(12);
   r.counter("dfs_fuse_fragment_errors_total", "Fragment reads that failed or were corrupt.");
   std::ofstream file(out);
   file << r.renderPrometheus();
