@@ -1,5 +1,6 @@
 #include "backend/common/chunk_codec.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -21,9 +22,14 @@ Status ioError(const ChunkLayout& layout, const std::string& what) {
 }  // namespace
 
 std::string fragmentId(const ChunkId& chunk, uint8_t index, uint8_t generation) {
+  return fragmentId(std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()),
+                    index, generation);
+}
+
+std::string fragmentId(std::string_view chunk, uint8_t index, uint8_t generation) {
   std::string id(kFragmentIdSize, '\0');
-  std::memcpy(id.data(), chunk.data(), chunk.size());
-  id[32] = static_cast<char>((index & 0x3f) | (generation << 6));
+  std::memcpy(id.data(), chunk.data(), std::min(chunk.size(), kFragmentIdSize - 1));
+  id[kFragmentIdSize - 1] = static_cast<char>((index & 0x3f) | (generation << 6));
   return id;
 }
 

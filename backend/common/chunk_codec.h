@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/common/hash.h"
@@ -21,6 +22,8 @@ namespace dfs {
 constexpr size_t kFragmentIdSize = 33;
 constexpr int kMaxGeneration = 3;
 std::string fragmentId(const ChunkId& chunk, uint8_t index, uint8_t generation = 0);
+// The same for a chunk id held as its 32 bytes (metadata records).
+std::string fragmentId(std::string_view chunk, uint8_t index, uint8_t generation = 0);
 inline uint8_t fragmentIndexOf(uint8_t idByte) { return idByte & 0x3f; }
 inline uint8_t fragmentGenerationOf(uint8_t idByte) { return idByte >> 6; }
 

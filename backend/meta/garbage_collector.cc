@@ -88,7 +88,7 @@ kj::Promise<void> GarbageCollector::collectRecords(int64_t zeroBeforeNs, std::st
     result_.bytesFreed += record.rawBytes();
     deleting_.insert(record.id);
     for (size_t i = 0; i < record.nodes.size(); ++i) {
-      pending_[record.nodes[i]].push_back(record.id + char(uint8_t(i | (record.generation << 6))));
+      pending_[record.nodes[i]].push_back(fragmentId(record.id, uint8_t(i), record.generation));
     }
   }
   if (after.empty()) return kj::READY_NOW;

@@ -49,6 +49,9 @@ TEST_CASE("fragment ids are chunk id plus index and generation", "[chunk_codec]"
     }
   }
   CHECK(fragmentId(id, 5, 1) != fragmentId(id, 5, 0));
+  // Metadata records hold chunk ids as strings: the same encoding.
+  std::string asString(id.begin(), id.end());
+  CHECK(fragmentId(std::string_view(asString), 5, 2) == fragmentId(id, 5, 2));
 }
 
 TEST_CASE("chunks round-trip compressed and raw", "[chunk_codec]") {
