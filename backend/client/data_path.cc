@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "backend/client/chunk_fetch.h"
 #include "backend/client/dirty_ranges.h"
 #include "backend/common/chunk_codec.h"
 #include "backend/common/clock.h"
@@ -728,11 +729,11 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
 std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
     const std::vector<const ChunkPlacement*>& chunks) {
   refreshClusterMap(false);
-  std::unordered_map<uint32_t, std::pair<std::string, bool>> nodes;  // id -> address, up
+  NodeDirectory nodes;
   auto loadNodes = [&] {
     std::lock_guard<std::mutex> lock(clusterMu_);
     nodes.clear();
-    for (const auto& n : cluster_.nodes) nodes[n.id] = {n.address, n.up};
+    for (const auto& n : cluster_.nodes) nodes[n.id] = NodeAddress{n.address, n.up};
   };
   loadNodes();
   bool unknownNode = false;
@@ -743,82 +744,27 @@ std::vector<Result<std::shared_ptr<const std::string>>> DataPath::loadChunks(
     refreshClusterMap(true);
     loadNodes();
   }
-  auto makeRequest = [&](const ChunkPlacement& c, const std::vector<bool>& skip, int need) {
-    FetchRequest req;
-    req.chunk = c.layout.id;
-    req.generation = c.generation;
-    int total = c.layout.k + c.layout.m;
-    req.addresses.resize(total);
-    std::vector<int> upFirst, downLast;
-    for (int i = 0; i < total && i < int(c.nodes.size()); ++i) {
-      auto it = nodes.find(c.nodes[i]);
-      if (it == nodes.end()) continue;
-      req.addresses[i] = it->second.first;
-      if (skip[i]) continue;
-      (it->second.second ? upFirst : downLast).push_back(i);
-    }
-    req.order = upFirst;
-    req.order.insert(req.order.end(), downLast.begin(), downLast.end());
-    req.need = need;
-    return req;
-  };
-  std::vector<FetchRequest> requests;
-  for (const auto* c : chunks) {
-    requests.push_back(makeRequest(*c, std::vector<bool>(c->layout.k + c->layout.m, false),
-                                   c->layout.k));
-  }
-  auto results = storage_.fetch(requests);
+  auto reads = readChunks(storage_, chunks, nodes);
   std::vector<Result<std::shared_ptr<const std::string>>> out;
+  out.reserve(chunks.size());
   for (size_t i = 0; i < chunks.size(); ++i) {
-    const ChunkPlacement& c = *chunks[i];
-    stats_.failedFragmentGets += results[i].failures;
-    dataPathMetrics().fragmentErrors.inc(uint64_t(results[i].failures));
-    for (const auto& f : results[i].fragments) {
-      if (f) dataPathMetrics().bytesIn.inc(f->size());
+    const ChunkId& id = chunks[i]->layout.id;
+    ChunkRead& read = reads[i];
+    stats_.failedFragmentGets += uint64_t(read.failedGets);
+    stats_.badFragments += uint64_t(read.corrupt);
+    dataPathMetrics().fragmentErrors.inc(uint64_t(read.failedGets + read.corrupt));
+    dataPathMetrics().bytesIn.inc(read.bytesIn);
+    if (read.corrupt > 0) {
+      spdlog::warn("chunk {}: {} corrupt fragment(s), read from the others", toHex(id),
+                   read.corrupt);
     }
-    std::vector<int> bad;
-    auto decoded = decodeChunk(c.layout, results[i].fragments, &bad);
-    if (!decoded.ok()) {
-      // Second round: fetch every fragment not yet tried or found bad.
-      auto& frags = results[i].fragments;
-      for (int b : bad) {
-        if (b >= 0 && size_t(b) < frags.size()) frags[b].reset();
-      }
-      if (!bad.empty()) {
-        stats_.badFragments += bad.size();
-        dataPathMetrics().fragmentErrors.inc(bad.size());
-        spdlog::warn("chunk {}: {} corrupt fragment(s) (first index {}); fetching parity",
-                     toHex(c.layout.id), bad.size(), bad.front());
-      }
-      std::vector<bool> skip(frags.size(), false);
-      for (size_t j = 0; j < frags.size(); ++j) skip[j] = frags[j].has_value();
-      for (int b : bad) {
-        if (b >= 0 && size_t(b) < skip.size()) skip[b] = true;
-      }
-      auto more = storage_.fetch({makeRequest(c, skip, int(frags.size()))});
-      stats_.failedFragmentGets += more[0].failures;
-      for (size_t j = 0; j < frags.size(); ++j) {
-        if (!frags[j] && more[0].fragments[j] &&
-            std::find(bad.begin(), bad.end(), int(j)) == bad.end()) {
-          frags[j] = std::move(more[0].fragments[j]);
-        }
-      }
-      std::vector<int> bad2;
-      decoded = decodeChunk(c.layout, frags, &bad2);
-      if (!bad2.empty()) {
-        stats_.badFragments += bad2.size();
-        spdlog::warn("chunk {}: {} more corrupt fragment(s)", toHex(c.layout.id), bad2.size());
-      }
-      if (!decoded.ok()) {
-        spdlog::error("chunk {}: cannot be read: {}", toHex(c.layout.id), decoded.status().message);
-        out.push_back(Status::error(Code::IO, "chunk " + toHex(c.layout.id) +
-                                                  " unreadable: " + decoded.status().message));
-        continue;
-      }
-    } else if (!bad.empty()) {
-      stats_.badFragments += bad.size();
+    if (!read.plain.ok()) {
+      spdlog::error("chunk {}: cannot be read: {}", toHex(id), read.plain.status().message);
+      out.push_back(Status::error(Code::IO, "chunk " + toHex(id) +
+                                                " unreadable: " + read.plain.status().message));
+      continue;
     }
-    out.push_back(std::make_shared<const std::string>(std::move(decoded).value()));
+    out.push_back(std::make_shared<const std::string>(std::move(read.plain).value()));
   }
   return out;
 }

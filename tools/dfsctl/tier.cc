@@ -4,10 +4,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <memory>
 #include <thread>
 
+#include "backend/client/chunk_fetch.h"
 #include "backend/client/proto_convert.h"
 #include "backend/client/rpc_loop.h"
 #include "backend/client/storage_pool.h"
@@ -19,11 +19,6 @@ namespace {
 
 constexpr uint32_t kPage = 64;               // chunks per coldChunks call and per batch
 constexpr int64_t kStorageTimeoutMs = 30000;
-
-struct Node {
-  std::string address;
-  bool up = false;
-};
 
 // One cold chunk on its way through the batch.
 struct Work {
@@ -87,61 +82,25 @@ class Tierer {
   void loadNodes() {
     auto reply = wait(meta_.clusterMapRequest().send());
     for (auto n : reply.getNodes()) {
-      nodes_[n.getId()] = Node{n.getAddress().cStr(), n.getState() == proto::NodeInfo::NodeState::UP};
+      nodes_[n.getId()] =
+          NodeAddress{n.getAddress().cStr(), n.getState() == proto::NodeInfo::NodeState::UP};
     }
-  }
-
-  FetchRequest fetchRequest(const ChunkPlacement& c, const std::vector<bool>& skip, int need) {
-    FetchRequest req;
-    req.chunk = c.layout.id;
-    req.generation = c.generation;
-    int total = c.layout.k + c.layout.m;
-    req.addresses.resize(total);
-    std::vector<int> downLast;
-    for (int i = 0; i < total && i < int(c.nodes.size()); ++i) {
-      auto it = nodes_.find(c.nodes[i]);
-      if (it == nodes_.end()) continue;
-      req.addresses[i] = it->second.address;
-      if (skip[i]) continue;
-      (it->second.up ? req.order : downLast).push_back(i);  // data fragments come first
-    }
-    req.order.insert(req.order.end(), downLast.begin(), downLast.end());
-    req.need = need;
-    return req;
   }
 
   // Fetches and verifies every chunk of the batch (parity when data fragments fail).
   void fetch(std::vector<Work>& batch) {
-    std::vector<FetchRequest> requests;
-    for (const auto& w : batch) {
-      int total = w.old.layout.k + w.old.layout.m;
-      requests.push_back(fetchRequest(w.old, std::vector<bool>(total, false), w.old.layout.k));
-    }
-    auto results = pool_.fetch(requests);
+    std::vector<const ChunkPlacement*> chunks;
+    for (const auto& w : batch) chunks.push_back(&w.old);
+    auto reads = readChunks(pool_, chunks, nodes_);
     for (size_t i = 0; i < batch.size(); ++i) {
       auto& w = batch[i];
-      auto& frags = results[i].fragments;
-      std::vector<int> bad;
-      auto decoded = decodeChunk(w.old.layout, frags, &bad);
-      if (!decoded.ok()) {
-        std::vector<bool> skip(frags.size(), false);
-        for (size_t j = 0; j < frags.size(); ++j) skip[j] = frags[j].has_value();
-        for (int b : bad) {
-          if (b >= 0 && size_t(b) < frags.size()) frags[b].reset();
-        }
-        auto more = pool_.fetch({fetchRequest(w.old, skip, int(frags.size()))});
-        for (size_t j = 0; j < frags.size(); ++j) {
-          if (!frags[j] && more[0].fragments[j]) frags[j] = std::move(more[0].fragments[j]);
-        }
-        decoded = decodeChunk(w.old.layout, frags, nullptr);
-      }
-      if (!decoded.ok()) {
+      if (!reads[i].plain.ok()) {
         spdlog::warn("tier: chunk {} unreadable, left as it is: {}", toHex(w.old.layout.id),
-                     decoded.status().message);
+                     reads[i].plain.status().message);
         w.failed = true;
         continue;
       }
-      w.plain = std::move(decoded).value();
+      w.plain = std::move(reads[i].plain).value();
     }
   }
 
@@ -258,7 +217,7 @@ class Tierer {
   TierOptions options_;
   RpcLoop loop_;
   StoragePool pool_;
-  std::map<uint32_t, Node> nodes_;
+  NodeDirectory nodes_;
   TierReport report_;
 };
 
