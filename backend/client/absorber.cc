@@ -215,18 +215,8 @@ std::optional<Result<Attr>> Absorber::setattr(uint64_t ino, const SetAttrRequest
   sent.atimeNow = sent.mtimeNow = false;
   if (sent.ctimeNs == 0) sent.ctimeNs = now;
   Attr attr = dir != nullptr ? dir->attr : *file;
-  if (sent.setMode) attr.mode = (attr.mode & S_IFMT) | (sent.mode & 07777);
-  if (sent.setUid) attr.uid = sent.uid;
-  if (sent.setGid) attr.gid = sent.gid;
-  // As dfs-meta: chown by an unprivileged caller clears set-user-ID, and
-  // set-group-ID when group execute is set, of anything but a directory.
-  if (dir == nullptr && (sent.setUid || sent.setGid) && !sent.setMode && caller.uid != 0) {
-    attr.mode &= ~uint32_t(S_ISUID);
-    if (attr.mode & S_IXGRP) attr.mode &= ~uint32_t(S_ISGID);
-  }
-  if (sent.setAtime) attr.atimeNs = sent.atimeNs;
-  if (sent.setMtime) attr.mtimeNs = sent.mtimeNs;
-  attr.ctimeNs = sent.ctimeNs;
+  overlayAttrs(sent, caller, &attr);
+  attr.ctimeNs = sent.ctimeNs;  // exactly what dfs-meta stores
   Status queued = enqueue(now, caller, true, [&](proto::NamespaceOp::Builder op) {
     auto e = op.initSetattr();
     e.setIno(ino);
@@ -363,22 +353,22 @@ std::optional<Attr> Absorber::directoryAttr(uint64_t ino) {
   return dir->attr;
 }
 
-void Absorber::forget(uint64_t dir, Forgotten& out) {
+void Absorber::forget(uint64_t dir, Forgotten& out, bool keepExclusive) {
   auto it = dirs_.find(dir);
   if (it == dirs_.end()) return;
   std::vector<uint64_t> files;
   for (const auto& [name, child] : it->second.names) {
     if (!S_ISDIR(child.mode)) files.push_back(child.ino);
-    out.entries.emplace_back(dir, name);
+    out.emplace_back(dir, name);
   }
   // Under mu_: setattr() takes exclusivity as proof of delegation.
-  meta_.cache_.dropExclusive(files);
+  if (!keepExclusive) meta_.cache_.dropExclusive(files);
   dirs_.erase(it);
 }
 
 void Absorber::endDelegation(Forgotten&& forgotten) {
   // The kernel's names there go back to entry_timeout (dropped now).
-  meta_.invalidateEntries(std::move(forgotten.entries));
+  meta_.invalidateEntries(std::move(forgotten));
 }
 
 void Absorber::giveUp(uint64_t dir) {
@@ -408,7 +398,7 @@ void Absorber::sessionChanged() {
     if (!dirs_.empty()) {
       spdlog::info("new session: absorbing in {} delegated directories ends", dirs_.size());
     }
-    while (!dirs_.empty()) forget(dirs_.begin()->first, forgotten);
+    while (!dirs_.empty()) forget(dirs_.begin()->first, forgotten, /*keepExclusive=*/true);
     meta_.cache_.dropAllExclusive();
   }
   endDelegation(std::move(forgotten));

@@ -129,18 +129,17 @@ class Absorber {
     uint64_t journalSeq;  // 0: not journaled (release)
     std::string bytes;    // a NamespaceOp message
   };
-  // What ends with the delegation of directories, to be done once mu_ is
-  // released: the kernel's names in them (which it was allowed to keep longer).
-  struct Forgotten {
-    std::vector<std::pair<uint64_t, std::string>> entries;
-  };
+  // The names of directories whose delegation ended: the kernel was allowed
+  // to keep them longer, so they are invalidated once mu_ is released.
+  using Forgotten = std::vector<std::pair<uint64_t, std::string>>;
   // REQUIRES: mu_. Gives up directories (not `keep`) until one more fits.
   void makeRoom(uint64_t keep, Forgotten& out);
   // REQUIRES: mu_. The delegated directory, or null.
   Directory* directory(uint64_t dir);
   // REQUIRES: mu_. No more absorbing in `dir`; its files stop being exclusive
-  // (MetaCache); the rest is added to `out`, for endDelegation() after mu_.
-  void forget(uint64_t dir, Forgotten& out);
+  // (MetaCache, unless `keepExclusive`: the caller ends all at once); its names
+  // are added to `out`, for endDelegation() after mu_.
+  void forget(uint64_t dir, Forgotten& out, bool keepExclusive = false);
   void endDelegation(Forgotten&& forgotten);
   // REQUIRES: mu_ held by `lock`. A fresh inode number (may drop the lock to reserve).
   Result<uint64_t> takeIno(std::unique_lock<std::mutex>& lock);

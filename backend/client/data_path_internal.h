@@ -169,21 +169,6 @@ inline void runReleases(std::vector<std::function<void()>> releases) {
   for (auto& release : releases) release();
 }
 
-// What the metadata node will make of `a` once the deferred change `set` by
-// `caller` is applied (mirrors meta::Namespace::setattr).
-inline void overlayAttrs(const SetAttrRequest& set, const Caller& caller, Attr* a) {
-  if (set.setMode) a->mode = (a->mode & S_IFMT) | (set.mode & 07777);
-  if (set.setUid) a->uid = set.uid;
-  if (set.setGid) a->gid = set.gid;
-  if ((set.setUid || set.setGid) && !set.setMode && caller.uid != 0 && !S_ISDIR(a->mode)) {
-    a->mode &= ~uint32_t(S_ISUID);
-    if (a->mode & S_IXGRP) a->mode &= ~uint32_t(S_ISGID);
-  }
-  if (set.setAtime) a->atimeNs = set.atimeNs;
-  if (set.setMtime) a->mtimeNs = set.mtimeNs;
-  a->ctimeNs = std::max(a->ctimeNs, set.ctimeNs);
-}
-
 // REQUIRES: f.mu held. Lays what only this client knows over `attr`: the size
 // and mtime of buffered writes, and deferred attribute changes.
 inline void patchLocked(const DataPath::FileState& f, Attr* attr) {

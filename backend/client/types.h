@@ -3,6 +3,9 @@
 // adapter, tools, tests) never touch RPC objects.
 #pragma once
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -48,6 +51,21 @@ struct SetAttrRequest {
   bool setMode = false, setUid = false, setGid = false, setSize = false;
   bool setAtime = false, setMtime = false, atimeNow = false, mtimeNow = false;
 };
+
+// What the metadata node will make of `a` once the change `set` (explicit times) by
+// `caller` is applied (mirrors meta::Namespace::setattr).
+inline void overlayAttrs(const SetAttrRequest& set, const Caller& caller, Attr* a) {
+  if (set.setMode) a->mode = (a->mode & S_IFMT) | (set.mode & 07777);
+  if (set.setUid) a->uid = set.uid;
+  if (set.setGid) a->gid = set.gid;
+  if ((set.setUid || set.setGid) && !set.setMode && caller.uid != 0 && !S_ISDIR(a->mode)) {
+    a->mode &= ~uint32_t(S_ISUID);
+    if (a->mode & S_IXGRP) a->mode &= ~uint32_t(S_ISGID);
+  }
+  if (set.setAtime) a->atimeNs = set.atimeNs;
+  if (set.setMtime) a->mtimeNs = set.mtimeNs;
+  a->ctimeNs = std::max(a->ctimeNs, set.ctimeNs);
+}
 
 struct DirEntry {
   std::string name;
