@@ -86,16 +86,19 @@ struct ExtentStore::Group {
   std::shared_ptr<ExtentFile> startFile;
   uint64_t appended = 0;
   int64_t fragmentsDelta = 0;
+  Status writeError;  // a failed extent write: the whole round is rolled back
 };
 
 ExtentStore::ExtentStore(ExtentStoreOptions options)
     : options_(std::move(options)),
       fs_(options_.fileSystem ? *options_.fileSystem : posixFileSystem()),
-      files_(fs_, options_.dataDir + "/extents", options_.maxOpenExtents) {}
+      files_(fs_, options_.dataDir + "/extents", options_.maxOpenExtents),
+      appender_(fs_, options_.appendBufferBytes) {}
 
 ExtentStore::~ExtentStore() {
   {
     std::lock_guard<std::mutex> lock(commitMutex_);
+    appender_.close();
     currentFile_.reset();
     files_.clear();
     env_.reset();  // mdb_env_close; every commit is already durable
@@ -253,6 +256,12 @@ Status ExtentStore::checkSpace(uint64_t used, uint64_t available, uint64_t neede
 }
 
 Status ExtentStore::rollExtent(Group& group) {
+  if (appender_.isOpen()) {
+    // Seal the current extent: write what is staged (the group's sync makes it durable).
+    Status s = appender_.flush();
+    appender_.close();
+    if (!s.ok()) return s;
+  }
   uint32_t number = nextExtent_++;
   auto file = files_.acquire(number, /*create=*/true);
   if (!file.ok()) return file.status();
@@ -293,18 +302,27 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
   header.storedAtNs = storedAtNs;
   header.id = std::string(id);
   std::string headerBytes = encodeRecordHeader(header);
-  int fd = currentFile_->fd();
-  Status s = fs_.writeAt(fd, headerBytes.data(), headerBytes.size(), location.offset);
-  if (s.ok()) s = fs_.writeAt(fd, data.data(), data.size(), location.offset + kRecordHeaderSize);
+  if (!appender_.isOpenOn(currentExtent_)) {
+    // currentFile_ (which keeps the fd open) lives until the extent is sealed.
+    appender_.open(currentExtent_, currentFile_->fd(), location.offset);
+  }
+  Status s;
+  if (appender_.end() != location.offset) {
+    s = Status::error(Code::IO, "append position " + std::to_string(appender_.end()) +
+                                    " is not the committed size " + std::to_string(location.offset));
+  }
+  if (s.ok()) s = appender_.append(headerBytes);
+  if (s.ok()) s = appender_.append(data);
   if (!s.ok()) {
-    // Drop the partial record so the space is not lost; the next append reuses
-    // this offset either way.
-    fs_.truncateFile(fd, location.offset);
+    // What this round staged may be partly written: the whole round is rolled back
+    // (rollback() truncates the extent to where the round started).
+    appender_.close();
     spdlog::error("appending to extent {} failed: {}", extentFileName(currentExtent_), s.message);
-    if (s.code == Code::NO_SPACE) {
-      return Status::error(Code::NO_SPACE, "disk full under " + options_.dataDir + ": " + s.message);
-    }
-    return Status::error(Code::IO, "write to extent failed: " + s.message);
+    s = s.code == Code::NO_SPACE
+            ? Status::error(Code::NO_SPACE, "disk full under " + options_.dataDir + ": " + s.message)
+            : Status::error(Code::IO, "write to extent failed: " + s.message);
+    group.writeError = s;
+    return s;
   }
   info.committedSize += recordSize;
   group.appended += recordSize;
@@ -312,8 +330,13 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
 }
 
 Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
-  Status s;
+  Status s = group.writeError;
+  if (s.ok() && appender_.isOpen()) {
+    s = appender_.flush();
+    if (!s.ok()) appender_.close();
+  }
   for (auto& [number, file] : group.touched) {
+    if (!s.ok()) break;
     s = fs_.syncData(file->fd());
     if (!s.ok()) break;
   }
@@ -351,6 +374,7 @@ Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
 }
 
 void ExtentStore::rollback(Group& group) {
+  appender_.close();  // what it staged is not going to be committed
   for (auto& [number, file] : group.touched) {
     auto start = group.startSizes.find(number);
     fs_.truncateFile(file->fd(), start == group.startSizes.end() ? 0 : start->second);
@@ -422,7 +446,8 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
   };
 
   for (PutRequest* request : requests) {
-    request->status = Status::success();
+    request->status = group.writeError;  // after a failed write, the rest is refused too
+    if (!request->status.ok()) continue;
     uint64_t needed = 0;
     for (const FragmentWrite& f : *request->fragments) {
       auto existing = lookup(f.id);

@@ -5,7 +5,8 @@
 // Durability promise: put() returns OK only after the records' bytes are
 // fdatasync'ed and the LMDB transaction that indexes them has committed (LMDB syncs
 // on commit). Concurrent puts are group-committed: one fdatasync per touched extent
-// and one LMDB commit per group. remove() is durable when it returns.
+// and one LMDB commit per group. remove() is durable when it returns. A group's
+// records are staged and written in large pieces (ExtentAppender).
 // A crash at any point leaves every fragment acknowledged before it readable:
 // bytes appended after the last commit are truncated on the next open, and
 // compaction moves the index to a record's new, synced copy before it removes the
@@ -31,6 +32,7 @@
 
 #include "backend/common/lmdb.h"
 #include "backend/common/status.h"
+#include "backend/storage/extent_appender.h"
 #include "backend/storage/extent_file_cache.h"
 #include "backend/storage/extent_format.h"
 #include "backend/storage/file_system.h"
@@ -46,6 +48,7 @@ struct ExtentStoreOptions {
   uint64_t reserveBytes = 32ull << 20;     // left free on the disk for LMDB and the OS
   size_t indexMapBytes = size_t(64) << 30; // LMDB map size (virtual; the file grows as needed)
   size_t maxGroupBytes = 64ull << 20;      // bytes of fragments committed together at most
+  size_t appendBufferBytes = 4ull << 20;   // appends are written in pieces of this size (ExtentAppender)
   FileSystem* fileSystem = nullptr;        // nullptr: posixFileSystem()
   std::function<int64_t()> clock;          // wall clock in ns; empty: nowNs()
 };
@@ -182,6 +185,7 @@ class ExtentStore {
   uint32_t currentExtent_ = 0;      // 0: none yet (extent numbers start at 1)
   uint32_t nextExtent_ = 1;
   std::shared_ptr<ExtentFile> currentFile_;
+  ExtentAppender appender_;         // stages appends to the current extent
   uint32_t compactingExtent_ = 0;   // 0: none
   std::string compactCursor_;       // locations key to resume from
 

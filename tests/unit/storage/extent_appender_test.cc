@@ -1,0 +1,102 @@
+#include "backend/storage/extent_appender.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+
+namespace {
+
+using dfs::ExtentAppender;
+
+struct TempFile {
+  TempFile() {
+    char tmpl[] = "/tmp/dfs-appender-test-XXXXXX";
+    fd = mkstemp(tmpl);
+    path = tmpl;
+  }
+  ~TempFile() {
+    close(fd);
+    unlink(path.c_str());
+  }
+  std::string contents() const {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string path;
+  int fd;
+};
+
+std::string randomBytes(std::mt19937_64& rng, size_t n) {
+  std::string s(n, '\0');
+  for (auto& c : s) c = char(rng());
+  return s;
+}
+
+// Counts the writes that reach the file.
+class CountingFileSystem : public dfs::PosixFileSystem {
+ public:
+  dfs::Status writeAt(int fd, const void* data, size_t size, uint64_t offset) override {
+    ++writes;
+    if (failWrites) return dfs::errnoStatus("pwrite", ENOSPC);
+    return PosixFileSystem::writeAt(fd, data, size, offset);
+  }
+  int writes = 0;
+  bool failWrites = false;
+};
+
+}  // namespace
+
+TEST_CASE("extent appender: appends of any size land in order, one write per full buffer") {
+  TempFile file;
+  CountingFileSystem fs;
+  ExtentAppender appender(fs, 8192);
+  std::string expected = "committed bytes before the appender opened";
+  REQUIRE(write(file.fd, expected.data(), expected.size()) == ssize_t(expected.size()));
+  appender.open(3, file.fd, expected.size());
+  CHECK(appender.isOpenOn(3));
+  CHECK_FALSE(appender.isOpenOn(4));
+  std::mt19937_64 rng(42);
+  size_t staged = 0;
+  for (size_t size : {1, 80, 4015, 4096, 4097, 12288, 20000, 7, 100000, 3}) {
+    std::string bytes = randomBytes(rng, size);
+    REQUIRE(appender.append(bytes).ok());
+    expected += bytes;
+    staged += size;
+    CHECK(appender.end() == expected.size());
+  }
+  CHECK(fs.writes == int(staged / 8192));  // only full buffers so far
+  REQUIRE(appender.flush().ok());
+  CHECK(file.contents() == expected);
+  int before = fs.writes;
+  REQUIRE(appender.flush().ok());  // nothing staged: no write
+  CHECK(fs.writes == before);
+  std::string more = randomBytes(rng, 5000);
+  REQUIRE(appender.append(more).ok());
+  REQUIRE(appender.flush().ok());
+  CHECK(file.contents() == expected + more);
+}
+
+TEST_CASE("extent appender: a failed write is reported, and close forgets what was staged") {
+  TempFile file;
+  CountingFileSystem fs;
+  ExtentAppender appender(fs, 4096);
+  appender.open(1, file.fd, 0);
+  fs.failWrites = true;
+  CHECK(appender.append("small").ok());  // staged only
+  CHECK(appender.flush().code == dfs::Code::NO_SPACE);
+  CHECK(appender.append(std::string(5000, 'x')).code == dfs::Code::NO_SPACE);
+  appender.close();
+  CHECK_FALSE(appender.isOpen());
+  fs.failWrites = false;
+  appender.open(1, file.fd, 0);
+  CHECK(appender.end() == 0);
+  REQUIRE(appender.append("fresh").ok());
+  REQUIRE(appender.flush().ok());
+  CHECK(file.contents() == "fresh");
+}
