@@ -3,7 +3,8 @@
 // flush of the bytes before it runs; the flush then puts back the bytes after
 // its last chunk cut, which belong right in front of the new range. With
 // headroom that is a copy of those few bytes, not of the tens of MiB after
-// them. Pure data structure, no I/O.
+// them. No I/O; blocks of 8 MiB and more come from, and go back to, the
+// process-wide block pool (block_pool.h), which reuses them.
 //
 // Threads: not thread-safe; the owner locks it.
 #pragma once
@@ -15,57 +16,87 @@
 #include <string>
 #include <string_view>
 
+#include "backend/client/block_pool.h"
+
 namespace dfs {
 
 class RangeBuffer {
  public:
   RangeBuffer() = default;
-  explicit RangeBuffer(std::string_view data) : buf_(data) {}
+  explicit RangeBuffer(std::string_view data) { append(data); }
   // `data` after `headroom` free bytes, with room for `capacity` bytes after the
   // headroom before the buffer has to move.
-  RangeBuffer(std::string_view data, size_t headroom, size_t capacity) : head_(headroom) {
-    buf_.reserve(headroom + std::max(capacity, data.size()));
-    buf_.resize(headroom);
-    buf_.append(data);
+  RangeBuffer(std::string_view data, size_t headroom, size_t capacity) {
+    block_ = allocateBlock(headroom + std::max(capacity, data.size()));
+    head_ = end_ = headroom;
+    append(data);
+  }
+  ~RangeBuffer() { releaseBlock(block_); }
+  RangeBuffer(const RangeBuffer& other) : RangeBuffer(other.view()) {}
+  RangeBuffer& operator=(const RangeBuffer& other) {
+    if (this != &other) *this = RangeBuffer(other.view());
+    return *this;
+  }
+  RangeBuffer(RangeBuffer&& other) noexcept { swap(other); }
+  RangeBuffer& operator=(RangeBuffer&& other) noexcept {
+    RangeBuffer old(std::move(*this));
+    swap(other);
+    return *this;
   }
 
-  const char* data() const { return buf_.data() + head_; }
-  char* data() { return buf_.data() + head_; }
-  size_t size() const { return buf_.size() - head_; }
+  const char* data() const { return block_.data ? block_.data + head_ : kEmpty; }
+  char* data() { return block_.data ? block_.data + head_ : kEmpty; }
+  size_t size() const { return end_ - head_; }
   bool empty() const { return size() == 0; }
   std::string_view view() const { return {data(), size()}; }
   // Bytes it can hold without moving (after the headroom).
-  size_t capacity() const { return buf_.capacity() - head_; }
+  size_t capacity() const { return block_.size - head_; }
   size_t headroom() const { return head_; }
   // The whole allocation, headroom included (for memory hints).
-  const char* allocation() const { return buf_.data(); }
-  size_t allocationSize() const { return buf_.capacity(); }
+  const char* allocation() const { return block_.data; }
+  size_t allocationSize() const { return block_.size; }
 
-  void append(const char* bytes, size_t n) { buf_.append(bytes, n); }
-  void append(std::string_view bytes) { buf_.append(bytes.data(), bytes.size()); }
+  void append(const char* bytes, size_t n) {
+    if (n == 0) return;
+    if (end_ + n > block_.size) moveTo(std::max(end_ + n, 2 * block_.size), head_);
+    memcpy(block_.data + end_, bytes, n);
+    end_ += n;
+  }
+  void append(std::string_view bytes) { append(bytes.data(), bytes.size()); }
   // Puts `bytes` in front of the held bytes; copies only `bytes` when they fit
   // in the headroom.
   void prepend(std::string_view bytes) {
-    if (bytes.size() <= head_) {
-      head_ -= bytes.size();
-      memcpy(buf_.data() + head_, bytes.data(), bytes.size());
-      return;
-    }
-    std::string merged;
-    merged.reserve(bytes.size() + buf_.capacity() - head_);
-    merged.append(bytes);
-    merged.append(view());
-    buf_ = std::move(merged);
-    head_ = 0;
+    if (bytes.empty()) return;
+    if (bytes.size() > head_) moveTo(bytes.size() + block_.size - head_, bytes.size());
+    head_ -= bytes.size();
+    memcpy(block_.data + head_, bytes.data(), bytes.size());
   }
   // Keeps the first `n` bytes (n <= size()).
-  void truncate(size_t n) { buf_.resize(head_ + n); }
+  void truncate(size_t n) { end_ = head_ + n; }
 
   bool operator==(std::string_view other) const { return view() == other; }
 
  private:
-  std::string buf_;
-  size_t head_ = 0;
+  static inline char kEmpty[1] = {};
+  void swap(RangeBuffer& other) noexcept {
+    std::swap(block_, other.block_);
+    std::swap(head_, other.head_);
+    std::swap(end_, other.end_);
+  }
+  // Moves the held bytes into a new block of `size` bytes, `headroom` free in front.
+  void moveTo(size_t size, size_t headroom) {
+    Block fresh = allocateBlock(size);
+    size_t n = end_ - head_;
+    if (n > 0) memcpy(fresh.data + headroom, block_.data + head_, n);
+    releaseBlock(block_);
+    block_ = fresh;
+    head_ = headroom;
+    end_ = headroom + n;
+  }
+
+  Block block_;
+  size_t head_ = 0;  // free bytes in front of the held ones
+  size_t end_ = 0;   // offset just after the held bytes
 };
 
 // Range start -> bytes; disjoint, never adjacent (DirtyRanges keeps them so).
