@@ -255,12 +255,22 @@ Status ExtentStore::checkSpace(uint64_t used, uint64_t available, uint64_t neede
   return {};
 }
 
+Status ExtentStore::extentWriteError(const Status& s) const {
+  return s.code == Code::NO_SPACE
+             ? Status::error(Code::NO_SPACE, "disk full under " + options_.dataDir + ": " + s.message)
+             : Status::error(Code::IO, "write to extent failed: " + s.message);
+}
+
 Status ExtentStore::rollExtent(Group& group) {
   if (appender_.isOpen()) {
     // Seal the current extent: write what is staged (the group's sync makes it durable).
     Status s = appender_.flush();
     appender_.close();
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // Records this round staged there did not all reach the file.
+      group.writeError = extentWriteError(s);
+      return group.writeError;
+    }
   }
   uint32_t number = nextExtent_++;
   auto file = files_.acquire(number, /*create=*/true);
@@ -318,11 +328,8 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
     // (rollback() truncates the extent to where the round started).
     appender_.close();
     spdlog::error("appending to extent {} failed: {}", extentFileName(currentExtent_), s.message);
-    s = s.code == Code::NO_SPACE
-            ? Status::error(Code::NO_SPACE, "disk full under " + options_.dataDir + ": " + s.message)
-            : Status::error(Code::IO, "write to extent failed: " + s.message);
-    group.writeError = s;
-    return s;
+    group.writeError = extentWriteError(s);
+    return group.writeError;
   }
   info.committedSize += recordSize;
   group.appended += recordSize;
@@ -333,7 +340,10 @@ Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
   Status s = group.writeError;
   if (s.ok() && appender_.isOpen()) {
     s = appender_.flush();
-    if (!s.ok()) appender_.close();
+    if (!s.ok()) {
+      appender_.close();
+      s = extentWriteError(s);
+    }
   }
   for (auto& [number, file] : group.touched) {
     if (!s.ok()) break;

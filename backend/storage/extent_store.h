@@ -160,7 +160,11 @@ class ExtentStore {
   // until commitGroup().
   Result<FragmentLocation> appendRecord(Group& group, std::string_view id, std::string_view data,
                                         uint64_t checksum, int64_t storedAtNs);
+  // Seals the current extent (writing what is staged for it) and starts a new one.
+  // A failed write sets group.writeError: the whole round is then rolled back.
   Status rollExtent(Group& group);
+  // The status a put gets for a failed extent write: NO_SPACE or IO, saying so.
+  Status extentWriteError(const Status& s) const;
   // fdatasync of every touched extent, directory sync for new files, then the LMDB
   // commit of `txn` with the group's accounting. On failure, rolls the group back.
   Status commitGroup(Group& group, LmdbTxn& txn);

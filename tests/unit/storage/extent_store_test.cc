@@ -601,3 +601,33 @@ TEST_CASE("extent store: a write failing inside a group commit refuses every req
   }
   CHECK(store->get(before.id).value().data == before.data);
 }
+
+TEST_CASE("extent store: a write failing when a round rolls to a new extent refuses the round") {
+  TempDir dir;
+  FailingFileSystem fs;
+  auto options = optionsFor(dir.path);
+  options.fileSystem = &fs;
+  options.maxExtentBytes = 16 * 1024;  // b's record starts a new extent
+  auto store = openStore(options);
+  std::vector<Owned> first = {make(1, 6000), make(2, 6000)}, second = {make(3, 6000)};
+  std::vector<FragmentWrite> firstWrites, secondWrites;
+  for (auto& f : first) firstWrites.push_back(f.write());
+  for (auto& f : second) secondWrites.push_back(f.write());
+  dfs::PutRequest a{&firstWrites, {}}, b{&secondWrites, {}};
+  std::vector<dfs::PutRequest*> round = {&a, &b};
+  fs.failAt = fs.writes + 1;  // sealing the first extent: a's staged records never land
+  store->putGroup(round);
+  CHECK(a.status.code == Code::NO_SPACE);
+  CHECK(b.status.code == Code::NO_SPACE);
+  for (auto* list : {&first, &second}) {
+    for (auto& f : *list) CHECK(store->get(f.id).status().code == Code::NOT_FOUND);
+  }
+  store->putGroup(round);
+  REQUIRE(a.status.ok());
+  REQUIRE(b.status.ok());
+  store.reset();
+  store = openStore(options);
+  for (auto* list : {&first, &second}) {
+    for (auto& f : *list) CHECK(store->get(f.id).value().data == f.data);
+  }
+}
