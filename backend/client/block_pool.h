@@ -19,7 +19,7 @@ struct Block {
   size_t size = 0;
 };
 
-constexpr size_t kPooledMin = size_t(8) << 20;   // smaller blocks are malloc'ed
+constexpr size_t kPooledMin = size_t(8) << 20;    // smaller blocks are malloc'ed
 constexpr size_t kPoolBytes = size_t(160) << 20;  // released blocks kept at most
 
 // A block of at least `size` bytes (more when a pooled one fits). Throws

@@ -47,8 +47,8 @@ class ExtentAppender {
   std::unique_ptr<char[]> buffer_;
   int fd_ = -1;
   uint32_t number_ = 0;
-  uint64_t base_ = 0;   // file offset of buffer_[0]
-  size_t length_ = 0;   // bytes staged in buffer_
+  uint64_t base_ = 0;  // file offset of buffer_[0]
+  size_t length_ = 0;  // bytes staged in buffer_
 };
 
 }  // namespace dfs

@@ -9,16 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/temp_dir.h"
+
 using namespace dfs;
 
 namespace {
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/dfs-journal-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { REQUIRE(system(("rm -rf " + path).c_str()) == 0); }
+struct TempDir : dfs::testing::TempDir {
+  TempDir() : dfs::testing::TempDir("dfs-journal-test") {}
 };
 
 std::vector<std::string> segmentFiles(const std::string& dir) {

@@ -22,6 +22,7 @@
 
 #include "backend/common/hash.h"
 #include "backend/common/rpc.h"
+#include "tests/unit/temp_dir.h"
 
 extern char** environ;
 
@@ -32,13 +33,8 @@ using dfs::FetchResult;
 using dfs::FragmentPut;
 using dfs::StoragePool;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/dfs-storage-pool-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
+struct TempDir : dfs::testing::TempDir {
+  TempDir() : dfs::testing::TempDir("dfs-storage-pool") {}
 };
 
 uint16_t freePort() {

@@ -10,24 +10,21 @@
 #include <iterator>
 #include <random>
 
+#include "tests/unit/temp_dir.h"
+
 namespace {
 
 using dfs::ExtentAppender;
 
+// A file in a fresh directory, open read-write.
 struct TempFile {
-  TempFile() {
-    char tmpl[] = "/tmp/dfs-appender-test-XXXXXX";
-    fd = mkstemp(tmpl);
-    path = tmpl;
-  }
-  ~TempFile() {
-    close(fd);
-    unlink(path.c_str());
-  }
+  TempFile() : path(dir.path + "/extent"), fd(open(path.c_str(), O_RDWR | O_CREAT, 0640)) {}
+  ~TempFile() { close(fd); }
   std::string contents() const {
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
+  dfs::testing::TempDir dir{"dfs-appender-test"};
   std::string path;
   int fd;
 };

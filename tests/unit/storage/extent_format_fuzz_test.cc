@@ -23,6 +23,7 @@
 #include "backend/common/lmdb.h"
 #include "backend/storage/extent_format.h"
 #include "backend/storage/extent_store.h"
+#include "tests/unit/temp_dir.h"
 
 namespace dfs {
 namespace {
@@ -52,13 +53,8 @@ struct QuietLogs {
   spdlog::level::level_enum saved;
 };
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/dfs-storage-fuzz-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
+struct TempDir : dfs::testing::TempDir {
+  TempDir() : dfs::testing::TempDir("dfs-storage-fuzz") {}
 };
 
 RecordHeader randomHeader(Rng& rng) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "backend/common/hash.h"
+#include "tests/unit/temp_dir.h"
 
 namespace {
 
@@ -21,13 +22,8 @@ using dfs::ExtentStore;
 using dfs::ExtentStoreOptions;
 using dfs::FragmentWrite;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/dfs-storage-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
+struct TempDir : dfs::testing::TempDir {
+  TempDir() : dfs::testing::TempDir("dfs-storage-test") {}
 };
 
 std::string fragmentId(uint32_t n) {

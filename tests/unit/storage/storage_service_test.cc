@@ -11,18 +11,14 @@
 #include "backend/common/hash.h"
 #include "backend/common/rpc.h"
 #include "backend/storage/store_writer.h"
+#include "tests/unit/temp_dir.h"
 
 namespace {
 
 using dfs::Code;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/dfs-storage-rpc-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
+struct TempDir : dfs::testing::TempDir {
+  TempDir() : dfs::testing::TempDir("dfs-storage-rpc") {}
 };
 
 kj::ArrayPtr<const kj::byte> bytes(const std::string& s) {
