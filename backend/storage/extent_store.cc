@@ -98,7 +98,6 @@ ExtentStore::ExtentStore(ExtentStoreOptions options)
 ExtentStore::~ExtentStore() {
   {
     std::lock_guard<std::mutex> lock(commitMutex_);
-    appender_.close();
     currentFile_.reset();
     files_.clear();
     env_.reset();  // mdb_env_close; every commit is already durable
@@ -325,8 +324,8 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
   if (s.ok()) s = appender_.append(data);
   if (!s.ok()) {
     // What this round staged may be partly written: the whole round is rolled back
-    // (rollback() truncates the extent to where the round started).
-    appender_.close();
+    // (rollback() forgets the staged bytes and truncates the extent to where the
+    // round started).
     spdlog::error("appending to extent {} failed: {}", extentFileName(currentExtent_), s.message);
     group.writeError = extentWriteError(s);
     return group.writeError;
@@ -340,10 +339,7 @@ Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
   Status s = group.writeError;
   if (s.ok() && appender_.isOpen()) {
     s = appender_.flush();
-    if (!s.ok()) {
-      appender_.close();
-      s = extentWriteError(s);
-    }
+    if (!s.ok()) s = extentWriteError(s);  // rolled back below
   }
   for (auto& [number, file] : group.touched) {
     if (!s.ok()) break;
