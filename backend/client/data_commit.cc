@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <optional>
 #include <unordered_set>
 #include <utility>
 
+#include "backend/client/chunk_upload.h"
 #include "backend/client/data_path.h"
 #include "backend/client/data_path_internal.h"
 #include "backend/common/chunk_codec.h"
@@ -118,7 +120,7 @@ std::vector<Status> DataPath::flushClosed(const std::vector<std::shared_ptr<File
     size_t index;
     FileState* f;
     Taken taken;
-    std::vector<Piece> pieces;
+    std::deque<Piece> pieces;
     std::vector<Extent> extents;
     uint64_t committedEnd = 0;
     int64_t mtime = 0;
@@ -304,7 +306,7 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
   c.baseVersion = baseVersion;
   c.attrs = attrs;
   c.caller = caller;
-  std::vector<Piece> pieces;
+  std::deque<Piece> pieces;
   PieceIndex byId;
   if (finalSize <= vol.inlineThreshold) {
     c.extents = inlineExtents(ranges);
@@ -324,14 +326,29 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
       merged.fillGaps(0, head);
       ranges = merged.take();
     }
-    cutPieces(ranges, final, vol, &pieces, committedEnd, tailOffset);
+    // Streamed: each batch's new chunks are on their way to the storage nodes
+    // while the next batch is cut and hashed.
+    ChunkCutter cutter(ranges, final, vol);
+    std::optional<Upload> upload;  // made at the first new chunk
+    size_t asked = 0;              // pieces[0, asked) went through findMissing
+    while (cutter.cut(options_.uploadBatchBytes, &pieces)) {
+      std::vector<const Piece*> batch, toUpload;
+      for (; asked < pieces.size(); ++asked) batch.push_back(&pieces[asked]);
+      if (batch.empty()) continue;
+      Status s = findMissing(batch, &byId, &toUpload);
+      if (!s.ok()) return s;
+      if (toUpload.empty()) continue;
+      if (!upload) upload.emplace(*this, f.ino, vol);
+      s = upload->add(toUpload);
+      if (!s.ok()) return s;
+    }
+    *committedEnd = cutter.committedEnd();
+    if (cutter.tailOffset() != UINT64_MAX) *tailOffset = cutter.tailOffset();
     if (pieces.empty()) return {};  // everything is tail; nothing to commit yet
-    std::vector<const Piece*> all, toUpload;
-    for (const auto& p : pieces) all.push_back(&p);
-    Status s = findMissing(all, &byId, &toUpload);
-    if (!s.ok()) return s;
-    s = uploadPieces(f.ino, vol, toUpload, &c.newChunks);
-    if (!s.ok()) return s;
+    if (upload) {
+      Status s = upload->finish(&c.newChunks);
+      if (!s.ok()) return s;
+    }
     c.extents = chunkExtents(pieces);
   }
   c.newSize = *committedEnd;
@@ -342,31 +359,15 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
 }
 
 void DataPath::cutPieces(const RangeMap& ranges, bool final, const VolumeInfo& vol,
-                         std::vector<Piece>* pieces, uint64_t* committedEnd,
-                         uint64_t* tailOffset) {
-  ChunkerParams params{vol.chunkMin, vol.chunkAvg, vol.chunkMax};
-  if (!validateChunkerParams(params).ok()) params = kDefaultChunkerParams;
-  FastCdc cdc(params);
-  *committedEnd = 0;
-  for (auto it = ranges.begin(); it != ranges.end(); ++it) {
-    bool last = std::next(it) == ranges.end();
-    const uint8_t* data = reinterpret_cast<const uint8_t*>(it->second.data());
-    size_t size = it->second.size();
-    size_t pos = 0;
-    while (pos < size) {
-      size_t n = cdc.nextChunk(data + pos, size - pos, final || !last);
-      if (n == 0) {
-        *tailOffset = it->first + pos;
-        break;
-      }
-      pieces->push_back(Piece{it->first + pos, data + pos, uint32_t(n), sha256(data + pos, n)});
-      pos += n;
-    }
-    if (pos > 0) *committedEnd = std::max(*committedEnd, it->first + pos);
+                         std::deque<Piece>* pieces, uint64_t* committedEnd, uint64_t* tailOffset) {
+  ChunkCutter cutter(ranges, final, vol);
+  while (cutter.cut(UINT64_MAX, pieces)) {
   }
+  *committedEnd = cutter.committedEnd();
+  if (cutter.tailOffset() != UINT64_MAX) *tailOffset = cutter.tailOffset();
 }
 
-std::vector<Extent> DataPath::chunkExtents(const std::vector<Piece>& pieces) {
+std::vector<Extent> DataPath::chunkExtents(const std::deque<Piece>& pieces) {
   std::vector<Extent> extents;
   for (const auto& p : pieces) {
     Extent e;
@@ -392,134 +393,6 @@ Status DataPath::findMissing(const std::vector<const Piece*>& pieces, PieceIndex
     if (!present.value()[i]) toUpload->push_back((*byId)[unique[i]]);
   }
   stats_.chunksDeduped += unique.size() - toUpload->size();
-  return {};
-}
-
-Status DataPath::uploadPieces(uint64_t ino, const VolumeInfo& vol,
-                              const std::vector<const Piece*>& list,
-                              std::vector<ChunkPlacement>* placed) {
-  std::vector<ChunkPlacement>& newChunks = *placed;
-  std::vector<const Piece*> pending = list;
-  for (int attempt = 0; attempt < kUploadAttempts && !pending.empty(); ++attempt) {
-    refreshClusterMap(attempt > 0);
-    std::vector<PlacementNode> up;
-    std::unordered_map<uint32_t, std::string> addresses;
-    size_t usable = 0;
-    auto collect = [&] {
-      up.clear();
-      usable = 0;
-      std::lock_guard<std::mutex> lock(clusterMu_);
-      int64_t now = monotonicNs();
-      for (const auto& n : cluster_.nodes) {
-        addresses[n.id] = n.address;
-        auto ex = excludedUntilNs_.find(n.id);
-        bool excluded = ex != excludedUntilNs_.end() && ex->second > now;
-        up.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
-        usable += n.up && !excluded;
-      }
-    };
-    collect();
-    // Right after a dfs-meta restart the storage nodes re-register within a
-    // heartbeat or two: wait a little for enough of them before failing.
-    for (int wait = 0; wait < kPlacementWaits && usable < size_t(vol.ecK + vol.ecM); ++wait) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      refreshClusterMap(true);
-      collect();
-    }
-    struct Batch {
-      std::vector<const Piece*> pieces;
-      std::vector<EncodedChunk> encoded;
-      std::vector<std::vector<uint32_t>> nodes;
-      uint64_t bytes = 0;
-      std::future<PutOutcome> future;
-    };
-    std::deque<std::shared_ptr<Batch>> inflight;
-    std::vector<const Piece*> retry;
-    Status firstError;
-    auto finish = [&](Batch& b) {
-      PutOutcome out = b.future.get();
-      if (out.status.ok()) {
-        for (size_t i = 0; i < b.encoded.size(); ++i) {
-          newChunks.push_back(ChunkPlacement{b.encoded[i].layout, b.nodes[i]});
-        }
-        stats_.chunksUploaded += b.encoded.size();
-        uint64_t sent = 0;
-        for (const auto& e : b.encoded) sent += uint64_t(e.layout.fragmentSize) * e.fragments.size();
-        dataPathMetrics().bytesOut.inc(sent);
-        return;
-      }
-      if (firstError.ok() || out.status.code == Code::NO_SPACE) firstError = out.status;
-      {
-        std::lock_guard<std::mutex> lock(clusterMu_);
-        for (uint32_t node : out.failedNodes) {
-          excludedUntilNs_[node] = monotonicNs() + kExcludeNodeNs;
-        }
-      }
-      retry.insert(retry.end(), b.pieces.begin(), b.pieces.end());
-    };
-    auto submit = [&](std::shared_ptr<Batch> b) {
-      std::vector<FragmentPut> puts;
-      for (size_t i = 0; i < b->encoded.size(); ++i) {
-        auto& enc = b->encoded[i];
-        for (size_t j = 0; j < enc.fragments.size(); ++j) {
-          uint32_t node = b->nodes[i][j];
-          // The batch owns the fragments the request points at (zero-copy).
-          puts.push_back(FragmentPut{node, addresses[node], fragmentId(enc.layout.id, uint8_t(j)),
-                                     &enc.fragments[j], enc.layout.checksums[j], b});
-        }
-      }
-      b->future = storage_.put(std::move(puts));
-      inflight.push_back(std::move(b));
-      while (inflight.size() > kMaxPutsInFlight) {
-        finish(*inflight.front());
-        inflight.pop_front();
-      }
-    };
-    auto batch = std::make_shared<Batch>();
-    Status fatal;
-    for (const Piece* p : pending) {
-      auto nodes = placeFragments(p->id, up, size_t(vol.ecK + vol.ecM));
-      if (!nodes.ok()) {
-        fatal = Status::error(Code::UNAVAILABLE,
-                              "cannot place " + std::to_string(vol.ecK + vol.ecM) +
-                                  " fragments (k=" + std::to_string(vol.ecK) + ", m=" +
-                                  std::to_string(vol.ecM) + "): " + nodes.status().message);
-        break;
-      }
-      auto enc = encodeChunk(p->data, p->size, vol.ecK, vol.ecM, vol.compressionLevel, &p->id);
-      if (!enc.ok()) {
-        fatal = enc.status();
-        break;
-      }
-      batch->pieces.push_back(p);
-      batch->encoded.push_back(std::move(enc).value());
-      batch->nodes.push_back(std::move(nodes).value());
-      batch->bytes += p->size;
-      if (batch->bytes >= options_.uploadBatchBytes) {
-        submit(std::move(batch));
-        batch = std::make_shared<Batch>();
-      }
-    }
-    if (fatal.ok() && !batch->encoded.empty()) submit(std::move(batch));
-    while (!inflight.empty()) {
-      finish(*inflight.front());
-      inflight.pop_front();
-    }
-    if (!fatal.ok()) {
-      spdlog::error("write of inode {} failed: {}", ino, fatal.message);
-      return fatal;
-    }
-    if (!retry.empty()) {
-      spdlog::warn("inode {}: {} chunks failed to upload ({}); re-placing", ino,
-                   retry.size(), firstError.message);
-      if (attempt + 1 == kUploadAttempts) {
-        spdlog::error("write of inode {} failed: {}", ino, firstError.message);
-        return firstError.code == Code::NO_SPACE ? firstError
-                                                 : Status::error(Code::IO, firstError.message);
-      }
-    }
-    pending = std::move(retry);
-  }
   return {};
 }
 

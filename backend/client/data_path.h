@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "backend/client/chunk_cache.h"
+#include "backend/client/chunk_cutter.h"
 #include "backend/client/journal.h"
 #include "backend/client/meta_client.h"
 #include "backend/client/range_buffer.h"
@@ -160,7 +161,7 @@ class DataPath {
                       const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
                       uint64_t* tailOffset, const SetAttrRequest* attrs, const Caller* caller,
                       bool* attrsSent);
-  struct Piece;  // a run of buffered bytes that becomes one chunk (data_path.cc)
+  using Piece = ChunkPiece;
   using PieceIndex = std::unordered_map<ChunkId, const Piece*, ChunkIdHash>;
   // What a flush took from a file besides its bytes (moved to f.flushing): the
   // journal records and deferred attribute changes its commit covers.
@@ -184,11 +185,12 @@ class DataPath {
   // node and one pipelined round of commits, which dfs-meta applies in one
   // group; the others are flushed one by one. One status per file.
   std::vector<Status> flushClosed(const std::vector<std::shared_ptr<FileState>>& files);
-  // Cuts `ranges` into chunks (FastCDC); a non-final cut leaves the bytes after
-  // the last cut point (*tailOffset) for later.
+  class Upload;  // sends new chunks' fragments while a flush still cuts (chunk_upload.h)
+  // Cuts all of `ranges` into chunks (FastCDC); a non-final cut leaves the
+  // bytes after the last cut point (*tailOffset) for later.
   static void cutPieces(const RangeMap& ranges, bool final, const VolumeInfo& vol,
-                        std::vector<Piece>* pieces, uint64_t* committedEnd, uint64_t* tailOffset);
-  static std::vector<Extent> chunkExtents(const std::vector<Piece>& pieces);
+                        std::deque<Piece>* pieces, uint64_t* committedEnd, uint64_t* tailOffset);
+  static std::vector<Extent> chunkExtents(const std::deque<Piece>& pieces);
   // Dedup: indexes `pieces` by id and lists (each id once) those the cluster lacks.
   Status findMissing(const std::vector<const Piece*>& pieces, PieceIndex* byId,
                      std::vector<const Piece*>* toUpload);

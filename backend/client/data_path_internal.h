@@ -90,16 +90,7 @@ inline std::vector<Extent> inlineExtents(const RangeMap& ranges) {
   return extents;
 }
 
-
-// A piece of a buffered range that becomes one chunk.
 }  // namespace data_path_detail
-
-struct DataPath::Piece {
-  uint64_t fileOffset;
-  const uint8_t* data;
-  uint32_t size;
-  ChunkId id;
-};
 
 struct DataPath::FileState {
   explicit FileState(uint64_t ino) : ino(ino) {}
