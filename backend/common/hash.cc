@@ -4,6 +4,8 @@
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
+#include "backend/common/hash_avx2.h"
+
 namespace dfs {
 
 ChunkId sha256(const void* data, size_t size) {
@@ -12,9 +14,23 @@ ChunkId sha256(const void* data, size_t size) {
   return id;
 }
 
-uint64_t xxh3(const void* data, size_t size) { return XXH3_64bits(data, size); }
+namespace {
+
+// Every fragment and journal record is checksummed: the AVX2 build of XXH3 where
+// the CPU has it, the library's otherwise (hash_avx2.h).
+bool useAvx2() {
+  static const bool avx2 = hash_detail::hasAvx2();
+  return avx2;
+}
+
+}  // namespace
+
+uint64_t xxh3(const void* data, size_t size) {
+  return useAvx2() ? hash_detail::xxh3Avx2(data, size) : XXH3_64bits(data, size);
+}
 
 uint64_t xxh3(std::string_view a, std::string_view b) {
+  if (useAvx2()) return hash_detail::xxh3Avx2(a.data(), a.size(), b.data(), b.size());
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   XXH3_64bits_update(&state, a.data(), a.size());

@@ -263,6 +263,17 @@ int runDatapathBench(int argc, char** argv) {
                     }});
   stages.push_back({"XXH3-64, one buffer", size, nullptr,
                     [&] { gSink += xxh3(random.data(), size); }});
+  // Fragment checksums: the library's (x86-64 baseline) build next to xxh3()'s.
+  stages.push_back({"XXH3-64 libxxhash, 16 KiB pieces", size, nullptr, [&] {
+                      for (size_t o = 0; o + 16384 <= size; o += 16384) {
+                        gSink += XXH3_64bits(random.data() + o, 16384);
+                      }
+                    }});
+  stages.push_back({"XXH3-64 via xxh3(), 16 KiB pieces", size, nullptr, [&] {
+                      for (size_t o = 0; o + 16384 <= size; o += 16384) {
+                        gSink += xxh3(random.data() + o, 16384);
+                      }
+                    }});
   stages.push_back({"FastCDC chunking (text)", size, nullptr, [&] {
                       size_t offset = 0, count = 0;
                       while (offset < size) {

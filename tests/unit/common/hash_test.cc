@@ -1,0 +1,60 @@
+#include "backend/common/hash.h"
+
+#include <xxhash.h>
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <string>
+
+#include "backend/common/hash_avx2.h"
+
+using dfs::xxh3;
+
+namespace {
+
+std::string randomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = char(rng());
+  return s;
+}
+
+}  // namespace
+
+// Checksums are stored (fragment records, journal records, extent headers) and
+// compared across processes and machines: whichever XXH3 build runs must give
+// the library's results bit for bit.
+TEST_CASE("xxh3 equals the library's XXH3-64 at every size and alignment", "[hash]") {
+  std::string bytes = randomBytes((1 << 20) + 64, 7);
+  for (size_t size = 0; size <= 4100; ++size) {
+    for (size_t align : {0, 1, 7}) {
+      const char* p = bytes.data() + align;
+      REQUIRE(xxh3(p, size) == XXH3_64bits(p, size));
+    }
+  }
+  for (size_t size : {16383u, 16384u, 16385u, 65536u, 262147u, 1u << 20}) {
+    REQUIRE(xxh3(bytes.data() + 3, size) == XXH3_64bits(bytes.data() + 3, size));
+  }
+  CHECK(xxh3(nullptr, 0) == XXH3_64bits(nullptr, 0));
+}
+
+TEST_CASE("xxh3 of two parts equals xxh3 of their concatenation", "[hash]") {
+  std::string bytes = randomBytes(300000, 8);
+  for (size_t cut : {0u, 1u, 45u, 240u, 241u, 1024u, 65536u, 299999u, 300000u}) {
+    std::string_view a(bytes.data(), cut), b(bytes.data() + cut, bytes.size() - cut);
+    REQUIRE(xxh3(a, b) == XXH3_64bits(bytes.data(), bytes.size()));
+  }
+}
+
+TEST_CASE("the AVX2 build agrees with the library where the CPU has AVX2", "[hash]") {
+  if (!dfs::hash_detail::hasAvx2()) {
+    WARN("no AVX2 here: the library's XXH3 is used");
+    return;
+  }
+  std::string bytes = randomBytes(100000, 9);
+  for (size_t size : {0u, 3u, 16u, 17u, 128u, 129u, 240u, 241u, 1000u, 16384u, 99999u}) {
+    REQUIRE(dfs::hash_detail::xxh3Avx2(bytes.data(), size) == XXH3_64bits(bytes.data(), size));
+  }
+  CHECK(dfs::hash_detail::xxh3Avx2(bytes.data(), 500, bytes.data() + 500, bytes.size() - 500) ==
+        XXH3_64bits(bytes.data(), bytes.size()));
+}
