@@ -3,6 +3,8 @@
 #include <cauchy.h>
 #include <jerasure.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -31,8 +33,8 @@ CodecCache& codecCache() {
 
 // gf-complete's SIMD region multiply requires source and destination to have
 // the same alignment modulo 16, which std::string buffers (small-string storage
-// in particular) do not promise. All Jerasure work happens on this buffer, one
-// 64-byte aligned slot per fragment.
+// in particular) do not promise. Jerasure work on buffers that may differ
+// happens on this buffer, one 64-byte aligned slot per fragment.
 class AlignedStripe {
  public:
   AlignedStripe(int fragments, size_t fragmentSize)
@@ -69,14 +71,14 @@ ErasureCodec::ErasureCodec(int k, int m) : k_(k), m_(m) {
   (void)decode(std::move(present), warmUp.size());
 }
 
-ErasureCodec::~ErasureCodec() { std::free(matrix_); }
+ErasureCodec::~ErasureCodec() {
+  std::free(matrix_);
+}
 
 Result<const ErasureCodec*> ErasureCodec::get(int k, int m) {
-  if (k < 1 || k > kMaxDataFragments || m < 0 || m > kMaxParityFragments ||
-      k + m > kMaxFragments) {
+  if (k < 1 || k > kMaxDataFragments || m < 0 || m > kMaxParityFragments || k + m > kMaxFragments) {
     return Status::error(Code::INVALID, "unsupported erasure code " + std::to_string(k) + "+" +
-                                            std::to_string(m) +
-                                            " (k 1..32, m 0..16, k+m <= 48)");
+                                            std::to_string(m) + " (k 1..32, m 0..16, k+m <= 48)");
   }
   CodecCache& cache = codecCache();
   std::lock_guard<std::mutex> lock(cache.mutex);
@@ -101,18 +103,34 @@ uint32_t ErasureCodec::fragmentSize(size_t storedSize) const {
 
 std::vector<std::string> ErasureCodec::encode(const uint8_t* data, size_t size) const {
   const size_t fragment = fragmentSize(size);
-  std::vector<std::string> fragments(k_ + m_, std::string(fragment, '\0'));
+  std::vector<std::string> fragments(k_ + m_);
   for (int i = 0; i < k_; ++i) {
-    size_t offset = i * fragment;
-    if (offset < size) {
-      size_t n = size - offset < fragment ? size - offset : fragment;
-      std::memcpy(fragments[i].data(), data + offset, n);
-    }
+    // The data, then the zero padding of the last fragments.
+    size_t offset = std::min(size, i * fragment);
+    size_t n = std::min(size - offset, fragment);
+    fragments[i].reserve(fragment);
+    fragments[i].append(reinterpret_cast<const char*>(data) + offset, n);
+    fragments[i].append(fragment - n, '\0');
   }
   if (m_ == 0) return fragments;
-  AlignedStripe stripe(k_ + m_, fragment);
+  for (int i = k_; i < k_ + m_; ++i) fragments[i].assign(fragment, '\0');
   std::vector<char*> dataPtrs(k_);
   std::vector<char*> codingPtrs(m_);
+  // Heap buffers share malloc's 16-byte alignment: encode in place. Otherwise
+  // (a tiny fragment in small-string storage) through an aligned stripe.
+  bool aligned = true;
+  for (const auto& f : fragments) {
+    aligned = aligned && (reinterpret_cast<uintptr_t>(f.data()) % 16 ==
+                          reinterpret_cast<uintptr_t>(fragments[0].data()) % 16);
+  }
+  if (aligned) {
+    for (int i = 0; i < k_; ++i) dataPtrs[i] = fragments[i].data();
+    for (int i = 0; i < m_; ++i) codingPtrs[i] = fragments[k_ + i].data();
+    jerasure_matrix_encode(k_, m_, kWordBits, matrix_, dataPtrs.data(), codingPtrs.data(),
+                           static_cast<int>(fragment));
+    return fragments;
+  }
+  AlignedStripe stripe(k_ + m_, fragment);
   for (int i = 0; i < k_; ++i) {
     dataPtrs[i] = stripe.slot(i);
     std::memcpy(dataPtrs[i], fragments[i].data(), fragment);
@@ -148,9 +166,8 @@ Result<std::string> ErasureCodec::decode(std::vector<std::optional<std::string>>
   }
   if (fragment == 0 || fragment % kFragmentAlignment != 0 || fragment > (1u << 31) ||
       size > fragment * k_) {
-    return Status::error(Code::IO, "erasure decode: bad fragment size " +
-                                       std::to_string(fragment) + " for " +
-                                       std::to_string(size) + " bytes");
+    return Status::error(Code::IO, "erasure decode: bad fragment size " + std::to_string(fragment) +
+                                       " for " + std::to_string(size) + " bytes");
   }
 
   std::vector<int> erased(total, 0);
