@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -13,13 +14,17 @@ namespace dfs {
 using namespace data_path_detail;
 
 DataPath::Upload::Upload(DataPath& dp, uint64_t ino, const VolumeInfo& vol)
-    : dp_(dp), ino_(ino), vol_(vol), batch_(std::make_shared<Batch>()) {
+    : dp_(dp), ino_(ino), vol_(vol), batch_(std::make_unique<Batch>()) {
   collectNodes(/*refresh=*/true, /*force=*/false);
 }
 
 DataPath::Upload::~Upload() {
   for (auto& b : inflight_) {
-    if (b->done.valid()) b->done.wait();
+    // A deferred task (launch() found no thread) has not started: drop it.
+    if (b->done.valid() &&
+        b->done.wait_for(std::chrono::seconds(0)) != std::future_status::deferred) {
+      b->done.wait();
+    }
   }
 }
 
@@ -83,12 +88,12 @@ Status DataPath::Upload::place(const std::vector<const Piece*>& pieces) {
 }
 
 void DataPath::Upload::launch() {
-  std::shared_ptr<Batch> b = std::exchange(batch_, std::make_shared<Batch>());
+  std::unique_ptr<Batch> b = std::exchange(batch_, std::make_unique<Batch>());
   // The task outlives neither the batch nor the pieces: the upload waits for it.
   Batch* raw = b.get();
   VolumeInfo vol = vol_;
   StoragePool& storage = dp_.storage_;
-  b->done = std::async(std::launch::async, [raw, vol, &storage]() -> PutOutcome {
+  auto task = [raw, vol, &storage]() -> PutOutcome {
     std::vector<EncodedChunk>& encoded = *raw->encoded;
     std::vector<FragmentPut> puts;
     for (size_t i = 0; i < raw->pieces.size(); ++i) {
@@ -110,7 +115,14 @@ void DataPath::Upload::launch() {
       }
     }
     return storage.put(std::move(puts)).get();
-  });
+  };
+  try {
+    b->done = std::async(std::launch::async, task);
+  } catch (const std::system_error& e) {
+    // No thread to be had (a process limit): encode when reaped, on this thread.
+    spdlog::warn("inode {}: upload task not started ({}); encoding inline", ino_, e.what());
+    b->done = std::async(std::launch::deferred, task);
+  }
   inflight_.push_back(std::move(b));
   while (inflight_.size() > kMaxPutsInFlight) {
     reap(*inflight_.front());

@@ -72,8 +72,8 @@ class DataPath::Upload {
   std::vector<PlacementNode> up_;
   size_t usable_ = 0;
   std::unordered_map<uint32_t, std::string> addresses_;
-  std::shared_ptr<Batch> batch_;
-  std::deque<std::shared_ptr<Batch>> inflight_;
+  std::unique_ptr<Batch> batch_;
+  std::deque<std::unique_ptr<Batch>> inflight_;
   std::vector<const Piece*> retry_;  // chunks of failed puts
   std::vector<ChunkPlacement> placed_;
   std::vector<uint32_t> newlyFailed_;  // nodes of failed puts not yet left out of up_
