@@ -3,23 +3,18 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <deque>
-#include <random>
 #include <string>
+
+#include "tests/unit/random_bytes.h"
 
 using dfs::ChunkCutter;
 using dfs::ChunkPiece;
 using dfs::RangeBuffer;
 using dfs::RangeMap;
 using dfs::VolumeInfo;
+using dfs::testing::randomBytes;
 
 namespace {
-
-std::string randomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = char(rng());
-  return s;
-}
 
 VolumeInfo volume(uint32_t min, uint32_t avg, uint32_t max) {
   VolumeInfo v;

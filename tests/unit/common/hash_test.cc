@@ -3,23 +3,13 @@
 #include <xxhash.h>
 
 #include <catch2/catch.hpp>
-#include <random>
 #include <string>
 
 #include "backend/common/hash_avx2.h"
+#include "tests/unit/random_bytes.h"
 
+using dfs::testing::randomBytes;
 using dfs::xxh3;
-
-namespace {
-
-std::string randomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = char(rng());
-  return s;
-}
-
-}  // namespace
 
 // Checksums are stored (fragment records, journal records, extent headers) and
 // compared across processes and machines: whichever XXH3 build runs must give
