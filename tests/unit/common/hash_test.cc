@@ -8,8 +8,8 @@
 #include "backend/common/hash_avx2.h"
 #include "tests/unit/random_bytes.h"
 
-using dfs::testing::randomBytes;
 using dfs::xxh3;
+using dfs::testing::randomBytes;
 
 // Checksums are stored (fragment records, journal records, extent headers) and
 // compared across processes and machines: whichever XXH3 build runs must give
