@@ -30,9 +30,10 @@ DataPath::Upload::~Upload() {
 
 void DataPath::Upload::collectNodes(bool refresh, bool force) {
   if (refresh) dp_.refreshClusterMap(force);
+  size_t usable = 0;
   auto collect = [&] {
     up_.clear();
-    usable_ = 0;
+    usable = 0;
     std::lock_guard<std::mutex> lock(dp_.clusterMu_);
     int64_t now = monotonicNs();
     for (const auto& n : dp_.cluster_.nodes) {
@@ -40,13 +41,13 @@ void DataPath::Upload::collectNodes(bool refresh, bool force) {
       auto ex = dp_.excludedUntilNs_.find(n.id);
       bool excluded = ex != dp_.excludedUntilNs_.end() && ex->second > now;
       up_.push_back(PlacementNode{n.id, n.weight, n.label, n.up && !excluded});
-      usable_ += n.up && !excluded;
+      usable += n.up && !excluded;
     }
   };
   collect();
   // Right after a dfs-meta restart the storage nodes re-register within a
   // heartbeat or two: wait a little for enough of them before failing.
-  for (int wait = 0; wait < kPlacementWaits && usable_ < size_t(vol_.ecK + vol_.ecM); ++wait) {
+  for (int wait = 0; wait < kPlacementWaits && usable < size_t(vol_.ecK + vol_.ecM); ++wait) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     dp_.refreshClusterMap(true);
     collect();

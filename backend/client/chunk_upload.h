@@ -70,7 +70,6 @@ class DataPath::Upload {
   const uint64_t ino_;
   const VolumeInfo vol_;
   std::vector<PlacementNode> up_;
-  size_t usable_ = 0;
   std::unordered_map<uint32_t, std::string> addresses_;
   std::unique_ptr<Batch> batch_;
   std::deque<std::unique_ptr<Batch>> inflight_;

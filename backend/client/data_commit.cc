@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <future>
 #include <optional>
 #include <unordered_set>
 #include <utility>
@@ -15,9 +14,6 @@
 #include "backend/client/chunk_upload.h"
 #include "backend/client/data_path.h"
 #include "backend/client/data_path_internal.h"
-#include "backend/common/chunk_codec.h"
-#include "backend/common/fastcdc.h"
-#include "backend/common/placement.h"
 
 namespace dfs {
 
