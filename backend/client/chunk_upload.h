@@ -2,11 +2,11 @@
 // flush is still cutting the rest of its buffer (DataPath::commitRanges). The
 // caller places each chunk (rendezvous hashing over the nodes that are up and
 // not recently failed); batches of about DataPathOptions::uploadBatchBytes of
-// plaintext are then encoded and sent by a task of their own, at most
-// kMaxPutsInFlight at a time, so that cutting, hashing, encoding and the
-// storage nodes' work overlap. Chunks whose put failed are re-placed by
-// finish(), which waits for every put: no commit names a fragment that is not
-// stored.
+// plaintext are then encoded and sent by a task of their own. After starting
+// one, the caller waits until at most kMaxPutsInFlight are in flight, so that
+// cutting, hashing, encoding and the storage nodes' work overlap. Chunks whose
+// put failed are re-placed by finish(), which waits for every put: no commit
+// names a fragment that is not stored.
 //
 // Threads: one caller (the flushing thread); each batch's task encodes on a
 // thread of its own and waits for its put (completed on the RPC loop).
