@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <tuple>
 
 #include "backend/common/clock.h"
 #include "backend/common/hash.h"
+#include "backend/storage/extent_store_internal.h"
 
 namespace dfs {
 
@@ -30,27 +32,7 @@ Counter& corruptFragmentsCounter() {
 
 namespace {
 
-constexpr char kFragmentsDb[] = "fragments";
-constexpr char kLocationsDb[] = "locations";
-constexpr char kExtentsDb[] = "extents";
-constexpr char kMetaDb[] = "meta";
-constexpr char kFormatKey[] = "format";
-constexpr char kFragmentCountKey[] = "fragments";
-
-std::string be64(uint64_t v) {
-  std::string s;
-  appendBigEndian64(s, v);
-  return s;
-}
-std::string be32(uint32_t v) {
-  std::string s;
-  appendBigEndian32(s, v);
-  return s;
-}
-
-std::string shortHex(std::string_view id) {
-  return toHex(reinterpret_cast<const uint8_t*>(id.data()), id.size());
-}
+using namespace extent_store;
 
 Status makeDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
@@ -98,6 +80,13 @@ ExtentStore::ExtentStore(ExtentStoreOptions options)
 ExtentStore::~ExtentStore() {
   {
     std::lock_guard<std::mutex> lock(commitMutex_);
+    if (env_) {
+      Status s = commitIndexLocked();
+      if (!s.ok()) {
+        spdlog::error("extent store {}: index commit at close failed ({}); the next open reads "
+                      "the records back from the extents", options_.dataDir, s.message);
+      }
+    }
     currentFile_.reset();
     files_.clear();
     env_.reset();  // mdb_env_close; every commit is already durable
@@ -106,6 +95,15 @@ ExtentStore::~ExtentStore() {
 }
 
 int64_t ExtentStore::now() const { return options_.clock ? options_.clock() : nowNs(); }
+
+namespace {
+// Ages of pending index rows: monotonic, whatever clock stamps the records.
+int64_t steadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 Result<std::unique_ptr<ExtentStore>> ExtentStore::open(ExtentStoreOptions options) {
   if (options.dataDir.empty()) return Status::error(Code::INVALID, "no data directory given");
@@ -137,99 +135,6 @@ Result<std::unique_ptr<ExtentStore>> ExtentStore::open(ExtentStoreOptions option
   Status s = store->recover();
   if (!s.ok()) return s;
   return store;
-}
-
-Status ExtentStore::recover() {
-  std::lock_guard<std::mutex> commitLock(commitMutex_);
-  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
-  if (!txn.status().ok()) return txn.status();
-  auto format = txn.get(metaDb_, kFormatKey);
-  if (!format) {
-    Status s = txn.put(metaDb_, kFormatKey, be32(kStoreFormatVersion));
-    if (!s.ok()) return s;
-  } else if (format->size() != 4 || readBigEndian32(*format) != kStoreFormatVersion) {
-    uint32_t found = format->size() == 4 ? readBigEndian32(*format) : 0;
-    return Status::error(Code::INVALID, "index in " + options_.dataDir + " has format version " +
-                                            std::to_string(found) + "; this dfs-storage reads version " +
-                                            std::to_string(kStoreFormatVersion));
-  }
-
-  std::map<uint32_t, ExtentInfo> extents;
-  {
-    LmdbCursor cursor(txn, extentsDb_);
-    for (cursor.first(); cursor.valid(); cursor.next()) {
-      if (cursor.key().size() != 4) continue;
-      auto info = decodeExtentInfo(cursor.value());
-      if (!info) {
-        return Status::error(Code::INVALID, "unreadable extent record in the index (unknown version)");
-      }
-      extents[readBigEndian32(cursor.key())] = *info;
-    }
-  }
-  uint64_t fragments = 0;
-  if (auto count = txn.get(metaDb_, kFragmentCountKey); count && count->size() == 8) {
-    fragments = readBigEndian64(*count);
-  }
-
-  auto names = fs_.listDirectory(extentsDir());
-  if (!names.ok()) return names.status();
-  uint32_t highest = extents.empty() ? 0 : extents.rbegin()->first;
-  std::set<uint32_t> present;
-  for (const std::string& name : names.value()) {
-    auto number = parseExtentFileName(name);
-    if (!number) continue;
-    highest = std::max(highest, *number);
-    auto it = extents.find(*number);
-    if (it == extents.end()) {
-      // Created by a rollover or compaction whose commit never happened: it holds
-      // no committed record.
-      spdlog::warn("removing extent file {} that the index does not know (written after the last commit)",
-                   name);
-      Status s = fs_.removeFile(extentsDir() + "/" + name);
-      if (!s.ok()) return s;
-      continue;
-    }
-    present.insert(*number);
-    auto file = files_.acquire(*number);
-    if (!file.ok()) return file.status();
-    auto size = fs_.fileSize(file.value()->fd());
-    if (!size.ok()) return size.status();
-    if (size.value() > it->second.committedSize) {
-      spdlog::warn("extent {}: discarding {} bytes appended after the last index commit",
-                   name, size.value() - it->second.committedSize);
-      Status s = fs_.truncateFile(file.value()->fd(), it->second.committedSize);
-      if (s.ok()) s = fs_.syncData(file.value()->fd());
-      if (!s.ok()) return s;
-    } else if (size.value() < it->second.committedSize) {
-      spdlog::error("extent {} is {} bytes but the index has {} committed: its tail was lost; "
-                    "reads of fragments there will fail", name, size.value(), it->second.committedSize);
-    }
-  }
-  for (const auto& [number, info] : extents) {
-    if (!present.count(number) && info.liveRecords > 0) {
-      spdlog::error("extent {} with {} live fragments is missing from {}", extentFileName(number),
-                    info.liveRecords, extentsDir());
-    }
-  }
-  Status s = fs_.syncDirectory(extentsDir());
-  if (!s.ok()) return s;
-  s = txn.commit();
-  if (!s.ok()) return s;
-
-  nextExtent_ = highest + 1;
-  if (!extents.empty() && present.count(extents.rbegin()->first) &&
-      extents.rbegin()->second.committedSize < options_.maxExtentBytes) {
-    currentExtent_ = extents.rbegin()->first;
-    auto file = files_.acquire(currentExtent_);
-    if (!file.ok()) return file.status();
-    currentFile_ = file.value();
-  }
-  std::lock_guard<std::mutex> lock(statsMutex_);
-  extents_ = std::move(extents);
-  fragments_ = fragments;
-  spdlog::info("extent store {}: {} fragments in {} extents, {} bytes used", options_.dataDir,
-               fragments_, extents_.size(), usedBytes());
-  return {};
 }
 
 uint64_t ExtentStore::usedBytes() const {
@@ -335,7 +240,7 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
   return location;
 }
 
-Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
+Status ExtentStore::syncGroup(Group& group) {
   Status s = group.writeError;
   if (s.ok() && appender_.isOpen()) {
     s = appender_.flush();
@@ -344,10 +249,44 @@ Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
   for (auto& [number, file] : group.touched) {
     if (!s.ok()) break;
     s = fs_.syncData(file->fd());
-    if (!s.ok()) break;
   }
   if (s.ok() && !group.created.empty()) s = fs_.syncDirectory(extentsDir());
-  if (s.ok()) {
+  if (!s.ok()) {
+    spdlog::error("extent store {}: sync failed, rolling back: {}", options_.dataDir, s.message);
+    rollback(group);
+    return Status::error(s.code == Code::NO_SPACE ? Code::NO_SPACE : Code::IO,
+                         "storage commit failed: " + s.message);
+  }
+  return {};
+}
+
+Status ExtentStore::writePending(LmdbTxn& txn, const PendingIndex::Snapshot& pending) {
+  Status s;
+  for (const std::string& key : pending.staleLocations) txn.del(locationsDb_, key);
+  for (const auto& [id, location] : pending.fragments) {
+    s = txn.put(fragmentsDb_, id, encodeFragmentLocation(location));
+    if (s.ok()) s = txn.put(locationsDb_, locationKey(location.extent, location.offset), id);
+    if (!s.ok()) return s;
+  }
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  for (uint32_t number : pending.extents) {
+    auto it = extents_.find(number);
+    if (it == extents_.end()) continue;  // dropped since; its row went with it
+    s = txn.put(extentsDb_, extentKey(number), encodeExtentInfo(it->second));
+    if (!s.ok()) return s;
+  }
+  s = txn.put(metaDb_, kFragmentCountKey, be64(fragments_));
+  if (s.ok()) s = txn.put(metaDb_, kNextExtentKey, be32(nextExtent_));
+  return s;
+}
+
+Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn, const PendingIndex::Snapshot& pending) {
+  Status s = syncGroup(group);
+  if (!s.ok()) {
+    txn.abort();
+    return s;
+  }
+  {
     for (const auto& [number, info] : group.changed) {
       if (std::find(group.dropped.begin(), group.dropped.end(), number) != group.dropped.end()) {
         txn.del(extentsDb_, extentKey(number));
@@ -371,12 +310,55 @@ Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
     return Status::error(s.code == Code::NO_SPACE ? Code::NO_SPACE : Code::IO,
                          "storage commit failed: " + s.message);
   }
+  pending_.committed(pending);
+  publish(group);
   std::lock_guard<std::mutex> lock(statsMutex_);
-  for (auto& [number, info] : group.changed) extents_[number] = info;
-  for (uint32_t number : group.dropped) extents_.erase(number);
-  fragments_ = fragments;
-  ++groupCommits_;
+  ++indexCommits_;
   return {};
+}
+
+void ExtentStore::publish(const Group& group) {
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  for (const auto& [number, info] : group.changed) extents_[number] = info;
+  for (uint32_t number : group.dropped) extents_.erase(number);
+  fragments_ = uint64_t(int64_t(fragments_) + group.fragmentsDelta);
+  ++groupCommits_;
+}
+
+Status ExtentStore::commitIndex() {
+  std::lock_guard<std::mutex> commitLock(commitMutex_);
+  return commitIndexLocked();
+}
+
+Status ExtentStore::commitIndexLocked() {
+  if (pending_.empty()) return {};
+  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
+  if (!txn.status().ok()) return txn.status();
+  auto pending = pending_.snapshot();
+  Status s = writePending(txn, pending);
+  if (s.ok()) s = txn.commit();
+  if (!s.ok()) return Status::error(Code::IO, "index commit failed: " + s.message);
+  pending_.committed(pending);
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  ++indexCommits_;
+  return {};
+}
+
+bool ExtentStore::indexCommitDue() const {
+  if (pending_.empty()) return false;
+  int64_t age = steadyNs() - pending_.oldestNs();
+  return age >= options_.indexCommitIntervalMs * 1000000 ||
+         pending_.recordBytes() >= options_.indexCommitBytes;
+}
+
+void ExtentStore::commitIndexIfDue() {
+  std::lock_guard<std::mutex> commitLock(commitMutex_);
+  if (!indexCommitDue()) return;
+  Status s = commitIndexLocked();
+  if (!s.ok()) {
+    spdlog::error("extent store {}: {}; the rows stay pending and are retried", options_.dataDir,
+                  s.message);
+  }
 }
 
 void ExtentStore::rollback(Group& group) {
@@ -430,8 +412,11 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
   auto failAll = [&](const Status& s) {
     for (PutRequest* r : requests) r->status = s;
   };
-  LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
-  if (!txn.status().ok()) return failAll(txn.status());
+  // Rows of this round go to pending_; the read transaction only answers which
+  // ids are stored already (pending_ is looked at first, as readers do).
+  std::optional<LmdbTxn> txn;
+  txn.emplace(*env_, LmdbTxn::Mode::kRead);
+  if (!txn->status().ok()) return failAll(txn->status());
   auto space = fs_.space(options_.dataDir);
   if (!space.ok()) return failAll(space.status());
   uint64_t used;
@@ -441,12 +426,14 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
   }
   Group group(*this);
   int64_t storedAt = now();
-  // New locations of this round; an id here shadows the committed index.
-  std::map<std::string, FragmentLocation, std::less<>> staged;
+  // New locations of this round; an id here shadows pending_, which shadows LMDB.
+  PendingIndex::Delta delta;
+  auto& staged = delta.fragments;
   auto lookup = [&](std::string_view id) -> std::optional<FragmentLocation> {
     auto it = staged.find(id);
     if (it != staged.end()) return it->second;
-    auto value = txn.get(fragmentsDb_, id);
+    if (auto pending = pending_.find(id)) return pending;
+    auto value = txn->get(fragmentsDb_, id);
     if (!value) return std::nullopt;
     return decodeFragmentLocation(*value);
   };
@@ -494,7 +481,7 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
         oldInfo.liveBytes -= old->recordSize();
         oldInfo.garbageBytes += old->recordSize();
         oldInfo.liveRecords -= 1;
-        txn.del(locationsDb_, locationKey(old->extent, old->offset));
+        delta.staleLocations.push_back(locationKey(old->extent, old->offset));
       } else {
         group.fragmentsDelta += 1;
       }
@@ -504,19 +491,36 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
       staged[id] = location;
     }
   }
-  if (!group.appendedAnything()) return;  // all no-ops or refused: nothing to commit
+  txn.reset();
+  if (!group.appendedAnything()) return;  // all no-ops or refused: nothing to sync
 
   Status s;
-  for (const auto& [id, location] : staged) {
-    s = txn.put(fragmentsDb_, id, encodeFragmentLocation(location));
-    if (s.ok()) s = txn.put(locationsDb_, locationKey(location.extent, location.offset), id);
-    if (!s.ok()) break;
-  }
-  if (s.ok()) {
-    s = commitGroup(group, txn);
+  if (options_.indexCommitIntervalMs <= 0) {
+    // One LMDB commit per group, the rows written straight into it (and readers
+    // see them only once it committed).
+    auto rows = pending_.snapshot();
+    for (auto& [id, location] : delta.fragments) rows.fragments[id] = location;
+    for (auto& key : delta.staleLocations) rows.staleLocations.insert(std::move(key));
+    LmdbTxn write(*env_, LmdbTxn::Mode::kWrite);
+    s = write.status();
+    if (s.ok()) s = writePending(write, rows);
+    if (s.ok()) s = commitGroup(group, write, rows);
   } else {
-    txn.abort();
-    rollback(group);
+    s = syncGroup(group);
+    if (s.ok()) {
+      // Durable: the records are acknowledged, their rows wait for the next index commit.
+      for (const auto& [number, info] : group.changed) delta.extents.insert(number);
+      delta.recordBytes = group.appended;
+      publish(group);
+      pending_.add(std::move(delta), steadyNs());
+      if (indexCommitDue()) {
+        Status c = commitIndexLocked();
+        if (!c.ok()) {
+          spdlog::error("extent store {}: {}; the rows stay pending and are retried",
+                        options_.dataDir, c.message);
+        }
+      }
+    }
   }
   if (!s.ok()) {
     for (PutRequest* r : requests) {
@@ -563,7 +567,9 @@ Result<StoredFragment> ExtentStore::get(std::string_view id) {
   if (id.size() != kFragmentIdSize) return Status::error(Code::INVALID, "fragment id must be 33 bytes");
   for (int attempt = 0;; ++attempt) {
     FragmentLocation location;
-    {
+    if (auto pending = pending_.find(id)) {  // before the read transaction (PendingIndex)
+      location = *pending;
+    } else {
       LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
       if (!txn.status().ok()) return txn.status();
       auto found = lookup(txn, id);
@@ -623,9 +629,18 @@ Status ExtentStore::getMany(const std::vector<std::string_view>& ids, uint64_t m
   std::vector<std::pair<size_t, Status>> failed;  // answered without reading
   uint64_t totalBytes = 0;
   {
+    std::vector<size_t> indexed;  // not pending: looked up in LMDB
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (auto pending = pending_.find(ids[i])) {  // before the read transaction (PendingIndex)
+        totalBytes += pending->length;
+        found.push_back(Found{*pending, i});
+      } else {
+        indexed.push_back(i);
+      }
+    }
     LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
     if (!txn.status().ok()) return txn.status();
-    for (size_t i = 0; i < ids.size(); ++i) {
+    for (size_t i : indexed) {
       auto location = lookup(txn, ids[i]);
       if (!location.ok()) {
         failed.emplace_back(i, location.status());
@@ -692,6 +707,11 @@ Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {
   std::lock_guard<std::mutex> commitLock(commitMutex_);
   LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
   if (!txn.status().ok()) return txn.status();
+  // The pending rows go into this transaction first: it then sees every
+  // acknowledged fragment, and a crash after it cannot bring a removed one back.
+  auto pending = pending_.snapshot();
+  Status written = writePending(txn, pending);
+  if (!written.ok()) return written;
   Group group(*this);
   uint32_t deleted = 0;
   for (const std::string& id : ids) {
@@ -708,8 +728,8 @@ Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {
     info.garbageBytes += location->recordSize();
     info.liveRecords -= 1;
   }
-  if (deleted == 0) return 0u;
-  Status s = commitGroup(group, txn);
+  if (deleted == 0) return 0u;  // the pending rows wait for the next index commit
+  Status s = commitGroup(group, txn, pending);
   if (!s.ok()) return s;
   return deleted;
 }
@@ -719,6 +739,13 @@ Status ExtentStore::list(std::string_view after, uint32_t max, int64_t beforeNs,
   std::string start(after);  // `after` may point into *ids
   ids->clear();
   *eof = false;
+  // Pending ids first (PendingIndex), then merged with the index in id order. A
+  // row may be in both while it is being committed: it is listed once.
+  auto pending = pending_.idsAfter(start);
+  auto next = pending.begin();
+  auto take = [&](const std::pair<std::string, int64_t>& row) {
+    if (row.second < beforeNs) ids->push_back(row.first);
+  };
   LmdbTxn txn(*env_, LmdbTxn::Mode::kRead);
   if (!txn.status().ok()) return txn.status();
   LmdbCursor cursor(txn, fragmentsDb_);
@@ -729,16 +756,32 @@ Status ExtentStore::list(std::string_view after, uint32_t max, int64_t beforeNs,
     if (cursor.valid() && cursor.key() == start) cursor.next();
   }
   for (; cursor.valid(); cursor.next()) {
+    for (; next != pending.end() && std::string_view(next->first) <= cursor.key(); ++next) {
+      if (ids->size() >= max) return {};
+      take(*next);
+    }
     if (ids->size() >= max) return {};
+    if (!pending.empty() && next != pending.begin() && std::prev(next)->first == cursor.key()) {
+      continue;  // pending: its row there is the current one
+    }
     auto location = decodeFragmentLocation(cursor.value());
     if (location && location->storedAtNs >= beforeNs) continue;
     ids->emplace_back(cursor.key());
+  }
+  for (; next != pending.end(); ++next) {
+    if (ids->size() >= max) return {};
+    take(*next);
   }
   *eof = true;
   return {};
 }
 
 Result<uint64_t> ExtentStore::scrubStep(std::string* cursor, uint64_t maxBytes) {
+  if (cursor->empty() && indexPending()) {
+    // A pass walks the LMDB index: what is pending joins it first.
+    Status s = commitIndex();
+    if (!s.ok()) return s;
+  }
   std::vector<std::string> ids;
   bool atEnd = true;
   {
@@ -814,6 +857,10 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
 
   LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
   if (!txn.status().ok()) return txn.status();
+  // The pending rows first, so that the victim's locations below are complete.
+  auto pending = pending_.snapshot();
+  Status written = writePending(txn, pending);
+  if (!written.ok()) return written;
   // Collect this step's live records first; the index is rewritten afterwards.
   std::vector<std::pair<uint64_t, std::string>> moves;
   bool finished = true;
@@ -901,7 +948,7 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
     }
     group.dropped.push_back(victim);
   }
-  Status s = commitGroup(group, txn);
+  Status s = commitGroup(group, txn, pending);
   if (!s.ok()) return s;
   if (removeFile) {
     // The index no longer refers to the extent (committed above), so removing the
@@ -927,6 +974,8 @@ StoreStats ExtentStore::stats() const {
   stats.fragments = fragments_;
   stats.extents = extents_.size();
   stats.groupCommits = groupCommits_;
+  stats.indexCommits = indexCommits_;
+  stats.pendingIndexBytes = pending_.recordBytes();
   stats.corruptFragments = corrupt_.load();
   stats.capacityBytes = options_.capacityBytes;
   if (stats.capacityBytes == 0) {

@@ -3,18 +3,23 @@
 // extent_format.h and docs/formats.md (storage section).
 //
 // Durability promise: put() returns OK only after the records' bytes are
-// fdatasync'ed and the LMDB transaction that indexes them has committed (LMDB syncs
-// on commit). Concurrent puts are group-committed: one fdatasync per touched extent
-// and one LMDB commit per group. remove() is durable when it returns. A group's
-// records are staged and written in large pieces (ExtentAppender).
+// fdatasync'ed. The extent files are the store's log: every record carries its
+// id, length and checksums, so the index can be rebuilt from them. Concurrent
+// puts are group-committed (one fdatasync per touched extent per group); their
+// index rows are kept in memory (PendingIndex, where readers find them) and
+// committed to LMDB together, at most indexCommitIntervalMs or indexCommitBytes
+// later, with every remove() and compaction step, and on close. remove() is
+// durable when it returns. A group's records are staged and written in large
+// pieces (ExtentAppender).
 // A crash at any point leaves every fragment acknowledged before it readable:
-// bytes appended after the last commit are truncated on the next open, and
-// compaction moves the index to a record's new, synced copy before it removes the
-// old extent file.
+// on the next open, the records past each extent's committed size (and in
+// extent files created after the last index commit) are read back, verified
+// and indexed; a torn or unverifiable tail is truncated. Compaction moves the
+// index to a record's new, synced copy before it removes the old extent file.
 //
 // Thread: every public method may be called from any thread. Writers (put, remove,
-// compactStep) are serialized internally; get, list and info run concurrently with
-// them and see only committed state.
+// compactStep, commitIndex) are serialized internally; get, list and info run
+// concurrently with them and see acknowledged state.
 #pragma once
 
 #include <atomic>
@@ -36,6 +41,7 @@
 #include "backend/storage/extent_file_cache.h"
 #include "backend/storage/extent_format.h"
 #include "backend/storage/file_system.h"
+#include "backend/storage/pending_index.h"
 
 namespace dfs {
 
@@ -49,6 +55,12 @@ struct ExtentStoreOptions {
   size_t indexMapBytes = size_t(64) << 30; // LMDB map size (virtual; the file grows as needed)
   size_t maxGroupBytes = 64ull << 20;      // bytes of fragments committed together at most
   size_t appendBufferBytes = 4ull << 20;   // appends are written in pieces of this size (ExtentAppender)
+  // Acknowledged puts reach the LMDB index at most this long after the first of
+  // them (0: with every group, one LMDB commit per group) ...
+  int64_t indexCommitIntervalMs = 1000;
+  // ... or once this many record bytes are waiting, which bounds what a restart
+  // after a crash reads back.
+  uint64_t indexCommitBytes = 256ull << 20;
   FileSystem* fileSystem = nullptr;        // nullptr: posixFileSystem()
   std::function<int64_t()> clock;          // wall clock in ns; empty: nowNs()
 };
@@ -72,7 +84,9 @@ struct StoreStats {
   uint64_t fragments = 0;
   uint64_t corruptFragments = 0;  // checksum failures seen by get() since start
   uint64_t extents = 0;
-  uint64_t groupCommits = 0;    // fdatasync+commit rounds since start
+  uint64_t groupCommits = 0;    // fdatasync rounds of puts (and removes, compaction steps) since start
+  uint64_t indexCommits = 0;    // LMDB commits since start (a group's own commit counts here too)
+  uint64_t pendingIndexBytes = 0;  // record bytes acknowledged but not yet in the LMDB index
 };
 
 // One put() request inside a group commit.
@@ -83,10 +97,11 @@ struct PutRequest {
 
 class ExtentStore {
  public:
-  // Opens or creates the store; recovers from a crash (truncates uncommitted tails,
-  // removes extent files no index entry refers to).
+  // Opens or creates the store; recovers from a crash (indexes the verified records
+  // past the index's committed sizes, truncates torn tails, removes extent files the
+  // index dropped).
   static Result<std::unique_ptr<ExtentStore>> open(ExtentStoreOptions options);
-  ~ExtentStore();
+  ~ExtentStore();  // commits the pending index rows
   ExtentStore(const ExtentStore&) = delete;
   ExtentStore& operator=(const ExtentStore&) = delete;
 
@@ -97,10 +112,16 @@ class ExtentStore {
   // only in the sense that a failed call acknowledges nothing; some of its
   // fragments may have been stored.
   Status put(const std::vector<FragmentWrite>& fragments);
-  // The group-commit core: stores several requests with one sync and one commit,
-  // setting each request's status. Used by put() and by the RPC layer's writer
-  // thread, which batches requests itself.
+  // The group-commit core: stores several requests with one sync, setting each
+  // request's status, and commits the index when that is due. Used by put() and
+  // by the RPC layer's writer thread, which batches requests itself.
   void putGroup(std::vector<PutRequest*>& requests);
+  // Commits the pending index rows to LMDB (a no-op when there are none).
+  Status commitIndex();
+  // commitIndex() if the oldest pending row is indexCommitIntervalMs old or
+  // indexCommitBytes are waiting; a failure is logged (the rows stay pending).
+  void commitIndexIfDue();
+  bool indexPending() const { return !pending_.empty(); }
 
   // Reads a fragment and verifies its checksum. NOT_FOUND if absent; IO (counted
   // as corrupt, logged) if the bytes on disk do not match.
@@ -122,13 +143,14 @@ class ExtentStore {
   // Drops fragments from the index; returns how many existed.
   Result<uint32_t> remove(const std::vector<std::string>& ids);
   // Ids stored strictly before `beforeNs`, in id order, strictly after `after`,
-  // at most `max`. `eof` is set when the index has no more ids.
+  // at most `max`, pending rows included. `eof` is set when there are no more ids.
   Status list(std::string_view after, uint32_t max, int64_t beforeNs,
               std::vector<std::string>* ids, bool* eof);
 
   // Background scrub: re-reads and verifies (like get()) the fragments after
   // `*cursor` in id order, up to about `maxBytes` of data, and advances `*cursor`
-  // (empty again after the last id: a pass is complete). Corrupt fragments are
+  // (empty again after the last id: a pass is complete). Walks the LMDB index; a
+  // pass begins with an index commit, so rows put during it wait for the next. Corrupt fragments are
   // logged and counted; returns how many were found in this step.
   Result<uint64_t> scrubStep(std::string* cursor, uint64_t maxBytes);
 
@@ -146,7 +168,12 @@ class ExtentStore {
  private:
   explicit ExtentStore(ExtentStoreOptions options);
   Status recover();
-  // Reading helpers shared by get() and getMany().
+  // Recovery of one extent: indexes the verified records from `info->committedSize`
+  // on (in `txn`, updating `extents` and `*fragments`), truncates what follows them.
+  Status recoverTail(LmdbTxn& txn, uint32_t number, ExtentInfo* info,
+                     std::map<uint32_t, ExtentInfo>* extents, uint64_t* fragments);
+  // Reading helpers shared by get() and getMany(). Look in pending_ first, then
+  // begin the read transaction (see PendingIndex).
   Result<FragmentLocation> lookup(LmdbTxn& txn, std::string_view id);
   // Empty if `headerBytes` is a valid record header for `id` at `location`, else why not.
   static std::string checkRecordHeader(std::string_view id, const FragmentLocation& location,
@@ -165,9 +192,19 @@ class ExtentStore {
   Status rollExtent(Group& group);
   // The status a put gets for a failed extent write: NO_SPACE or IO, saying so.
   Status extentWriteError(const Status& s) const;
-  // fdatasync of every touched extent, directory sync for new files, then the LMDB
-  // commit of `txn` with the group's accounting. On failure, rolls the group back.
-  Status commitGroup(Group& group, LmdbTxn& txn);
+  // Writes what the appender staged, then fdatasync of every touched extent and a
+  // directory sync for new files. On failure, rolls the group back.
+  Status syncGroup(Group& group);
+  // syncGroup(), then the LMDB commit of `txn` with the group's accounting and
+  // the pending rows written into it (`pending`, see writePending).
+  Status commitGroup(Group& group, LmdbTxn& txn, const PendingIndex::Snapshot& pending);
+  // Puts the snapshot's rows, their extents' accounting, the fragment count and
+  // the next extent number into `txn`.
+  Status writePending(LmdbTxn& txn, const PendingIndex::Snapshot& pending);
+  Status commitIndexLocked();
+  bool indexCommitDue() const;
+  // Makes a synced group's accounting the published one.
+  void publish(const Group& group);
   void rollback(Group& group);
   uint64_t usedBytes() const;  // REQUIRES: statsMutex_ held
   Status checkSpace(uint64_t used, uint64_t available, uint64_t needed) const;
@@ -191,6 +228,7 @@ class ExtentStore {
   std::shared_ptr<ExtentFile> currentFile_;
   ExtentAppender appender_;         // stages appends to the current extent
   uint32_t compactingExtent_ = 0;   // 0: none
+  PendingIndex pending_;            // rows of acknowledged puts not yet in LMDB (own mutex)
   std::string compactCursor_;       // locations key to resume from
 
   // Group-commit queue for put() (LevelDB's writer queue).
@@ -207,6 +245,7 @@ class ExtentStore {
   std::map<uint32_t, ExtentInfo> extents_;  // guarded by statsMutex_
   uint64_t fragments_ = 0;                  // guarded by statsMutex_
   uint64_t groupCommits_ = 0;               // guarded by statsMutex_
+  uint64_t indexCommits_ = 0;               // guarded by statsMutex_
   std::atomic<uint64_t> corrupt_{0};
 };
 

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace dfs {
@@ -64,7 +65,9 @@ void StoreWriter::run() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       if (puts_.empty() && removes_.empty() && !stopping_ && !compactionDue) {
-        wake_.wait_for(lock, std::chrono::milliseconds(compactIdleMs_));
+        // Pending index rows are committed within about their interval of going idle.
+        int idleMs = store_.indexPending() ? std::min(compactIdleMs_, 100) : compactIdleMs_;
+        wake_.wait_for(lock, std::chrono::milliseconds(idleMs));
       }
       if (puts_.empty() && removes_.empty() && stopping_) return;
       puts.swap(puts_);
@@ -90,6 +93,7 @@ void StoreWriter::run() {
       }
       job->fulfiller->fulfill(kj::mv(outcome));
     }
+    store_.commitIndexIfDue();
     // Compaction runs in bounded steps between groups so that puts never wait
     // behind a whole extent's rewrite.
     // Under constant load compaction still gets every 16th round.

@@ -1,9 +1,11 @@
-// The extent store's writer thread. put() and remove() wait for fdatasync and an
-// LMDB commit (milliseconds on a real disk); running them on the event loop would
-// stall every other RPC for that long. Instead the loop hands them to this thread,
-// which drains its whole queue into one group commit (one fdatasync, one LMDB
-// commit for all puts waiting at that moment) and completes each caller's promise
-// back on the loop through a cross-thread fulfiller. When idle it compacts extents.
+// The extent store's writer thread. put() and remove() wait for fdatasync (and
+// remove for an LMDB commit): milliseconds on a real disk; running them on the
+// event loop would stall every other RPC for that long. Instead the loop hands
+// them to this thread, which drains its whole queue into one group commit (one
+// fdatasync for all puts waiting at that moment) and completes each caller's
+// promise back on the loop through a cross-thread fulfiller. Between groups and
+// when idle it commits the pending index rows when they are due
+// (ExtentStore::commitIndexIfDue) and compacts extents.
 //
 // Thread: construct, call put()/remove() and destroy on one KJ event-loop thread.
 // The writer thread touches only the ExtentStore (thread-safe) and the fulfillers.

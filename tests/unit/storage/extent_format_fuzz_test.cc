@@ -345,7 +345,7 @@ std::vector<Fragment> populate(const std::string& dir, Rng& rng, std::vector<Fra
 
 }  // namespace
 
-TEST_CASE("extent store: random garbage after the committed tail is dropped on open",
+TEST_CASE("extent store: random garbage after the committed tail is dropped on open, whole records are indexed",
           "[storage][recovery][fuzz]") {
   QuietLogs quiet;
   Rng rng(21);
@@ -358,9 +358,11 @@ TEST_CASE("extent store: random garbage after the committed tail is dropped on o
     std::map<std::string, uintmax_t> sizes;
     for (const auto& p : paths) sizes[p] = std::filesystem::file_size(p);
     {
-      // A crash mid-append on any extent: random bytes, a torn valid header, or a whole
-      // valid-looking record that was never indexed (its id one of ours, other data).
-      std::ofstream out(paths[rng() % paths.size()], std::ios::app | std::ios::binary);
+      // A crash mid-append on any extent: random bytes or a torn valid header (cut
+      // off), or a whole verified record whose index row never reached LMDB (a put
+      // that was acknowledged once it was synced: read back and indexed).
+      const std::string& victim = paths[rng() % paths.size()];
+      std::ofstream out(victim, std::ios::app | std::ios::binary);
       switch (round % 3) {
         case 0: out << randomBytes(rng, 1 + rng() % 5000); break;
         case 1: {
@@ -371,12 +373,14 @@ TEST_CASE("extent store: random garbage after the committed tail is dropped on o
           break;
         }
         default: {
-          std::string data = randomBytes(rng, 100);
+          Fragment unindexed = makeFragment(rng, 5000 + round);
           RecordHeader h;
-          h.length = uint32_t(data.size());
-          h.checksum = xxh3(data.data(), data.size());
-          h.id = fragments[rng() % fragments.size()].id;
-          out << encodeRecordHeader(h) << data;
+          h.length = uint32_t(unindexed.data.size());
+          h.checksum = xxh3(unindexed.data.data(), unindexed.data.size());
+          h.id = unindexed.id;
+          out << encodeRecordHeader(h) << unindexed.data;
+          sizes[victim] += kRecordHeaderSize + unindexed.data.size();
+          fragments.push_back(unindexed);
         }
       }
       // And a stray extent file of garbage the index does not know.

@@ -13,61 +13,11 @@
 #include <thread>
 
 #include "backend/common/hash.h"
-#include "tests/unit/temp_dir.h"
+#include "tests/unit/storage/store_test_util.h"
 
 namespace {
 
-using dfs::Code;
-using dfs::ExtentStore;
-using dfs::ExtentStoreOptions;
-using dfs::FragmentWrite;
-
-struct TempDir : dfs::testing::TempDir {
-  TempDir() : dfs::testing::TempDir("dfs-storage-test") {}
-};
-
-std::string fragmentId(uint32_t n) {
-  std::string id(33, '\0');
-  for (int i = 0; i < 4; ++i) id[i] = char((n >> (24 - 8 * i)) & 0xff);
-  id[32] = char(n % 7);
-  return id;
-}
-
-std::string payload(uint32_t n, size_t size) {
-  std::string data(size, '\0');
-  uint64_t x = n * 0x9E3779B97F4A7C15ull + 1;
-  for (auto& c : data) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c = char(x);
-  }
-  return data;
-}
-
-struct Owned {
-  std::string id, data;
-  FragmentWrite write() const { return FragmentWrite{id, data, dfs::xxh3(data.data(), data.size())}; }
-};
-
-Owned make(uint32_t n, size_t size) { return Owned{fragmentId(n), payload(n, size)}; }
-
-dfs::Status putOne(ExtentStore& store, const Owned& f) { return store.put({f.write()}); }
-
-std::unique_ptr<ExtentStore> openStore(ExtentStoreOptions options) {
-  auto store = ExtentStore::open(std::move(options));
-  INFO(store.status().message);
-  REQUIRE(store.ok());
-  return std::move(store).value();
-}
-
-ExtentStoreOptions optionsFor(const std::string& dir) {
-  ExtentStoreOptions options;
-  options.dataDir = dir;
-  options.indexMapBytes = size_t(1) << 30;
-  options.reserveBytes = 0;
-  return options;
-}
+using namespace dfs::testing::store;
 
 size_t openFdCount() {
   size_t n = 0;
@@ -75,13 +25,6 @@ size_t openFdCount() {
   while (readdir(d)) ++n;
   closedir(d);
   return n;
-}
-
-std::vector<std::string> extentFiles(const std::string& dir) {
-  std::vector<std::string> names;
-  for (auto& e : std::filesystem::directory_iterator(dir + "/extents")) names.push_back(e.path().string());
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 }  // namespace
