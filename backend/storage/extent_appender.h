@@ -1,10 +1,13 @@
-// Stages the records appended to the current extent file in one buffer and writes
-// them with one pwrite per `bufferBytes` (and at commit), instead of two pwrites (header,
-// data) per fragment. A storage node receives fragments of ~16 KiB (64 KiB chunks,
-// 4+2): per-record writes cost two syscalls and two page-cache lookups each, and the
-// unaligned ends of each write made the kernel zero and merge partial pages.
-// docs/benchmarks.md (session 9) has the measurements, and the O_DIRECT variant that
-// was measured and not adopted.
+// Stages the records appended to the current extent file and writes them with one
+// pwritev per `bufferBytes` (and at commit), instead of two pwrites (header, data)
+// per fragment. Small pieces (record headers, small fragments) are copied into one
+// buffer; big ones whose caller keeps them alive until the next flush (a group's
+// fragments) are written from where they are, so a fragment's bytes are not copied
+// once more on their way to the page cache. A storage node receives fragments of
+// ~16 KiB to ~1 MiB: per-record writes cost two syscalls and two page-cache lookups
+// each, and the unaligned ends of each write made the kernel zero and merge partial
+// pages. docs/benchmarks.md (sessions 9 and 11) has the measurements, and the
+// O_DIRECT variant that was measured and not adopted.
 //
 // Thread: not thread-safe; the extent store's writer (commitMutex_) owns it.
 #pragma once
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "backend/common/status.h"
 #include "backend/storage/file_system.h"
@@ -31,24 +35,32 @@ class ExtentAppender {
   bool isOpenOn(uint32_t number) const { return fd_ >= 0 && number_ == number; }
   bool isOpen() const { return fd_ >= 0; }
 
-  // Stages `bytes` at end(); writes the buffer whenever it fills. After a failure the
-  // file may hold part of what was staged: the caller truncates it and close()s.
-  Status append(std::string_view bytes);
+  // Stages `bytes` at end(); writes what is staged whenever `bufferBytes` are. With
+  // `borrow`, the caller keeps `bytes` valid until the next flush() or close(), and
+  // pieces of 4 KiB or more are not copied. After a failure the file may hold part
+  // of what was staged: the caller truncates it and close()s.
+  Status append(std::string_view bytes, bool borrow = false);
   // Writes every staged byte. Not durable until the file is fdatasync'ed.
   Status flush();
   // Forgets the file and whatever is staged.
   void close();
   // File offset just after the last appended byte.
-  uint64_t end() const { return base_ + length_; }
+  uint64_t end() const { return base_ + staged_; }
 
  private:
+  static constexpr size_t kBorrowBytes = 4096;  // smaller borrowed pieces are copied anyway
+  static constexpr size_t kMaxPieces = 512;     // per pwritev (IOV_MAX is 1024)
+  void stage(const char* data, size_t size);
+
   FileSystem& fs_;
   const size_t capacity_;
   std::unique_ptr<char[]> buffer_;
+  std::vector<iovec> pieces_;  // what the next write holds, in file order
   int fd_ = -1;
   uint32_t number_ = 0;
-  uint64_t base_ = 0;  // file offset of buffer_[0]
-  size_t length_ = 0;  // bytes staged in buffer_
+  uint64_t base_ = 0;    // file offset of the first staged byte
+  size_t staged_ = 0;    // bytes in pieces_
+  size_t buffered_ = 0;  // bytes of buffer_ in use
 };
 
 }  // namespace dfs

@@ -190,7 +190,7 @@ Status ExtentStore::rollExtent(Group& group) {
 
 Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_view id,
                                                    std::string_view data, uint64_t checksum,
-                                                   int64_t storedAtNs) {
+                                                   int64_t storedAtNs, bool borrowData) {
   uint64_t recordSize = kRecordHeaderSize + data.size();
   if (currentExtent_ == 0 ||
       (group.info(currentExtent_).committedSize > 0 &&
@@ -226,7 +226,7 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
                                     " is not the committed size " + std::to_string(location.offset));
   }
   if (s.ok()) s = appender_.append(headerBytes);
-  if (s.ok()) s = appender_.append(data);
+  if (s.ok()) s = appender_.append(data, borrowData);
   if (!s.ok()) {
     // What this round staged may be partly written: the whole round is rolled back
     // (rollback() forgets the staged bytes and truncates the extent to where the
@@ -260,7 +260,7 @@ Status ExtentStore::syncGroup(Group& group) {
   return {};
 }
 
-Status ExtentStore::writePending(LmdbTxn& txn, const PendingIndex::Snapshot& pending) {
+Status ExtentStore::writePending(LmdbTxn& txn, const PendingIndex::Rows& pending) {
   Status s;
   for (const std::string& key : pending.staleLocations) txn.del(locationsDb_, key);
   for (const auto& [id, location] : pending.fragments) {
@@ -280,7 +280,7 @@ Status ExtentStore::writePending(LmdbTxn& txn, const PendingIndex::Snapshot& pen
   return s;
 }
 
-Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn, const PendingIndex::Snapshot& pending) {
+Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn) {
   Status s = syncGroup(group);
   if (!s.ok()) {
     txn.abort();
@@ -310,7 +310,6 @@ Status ExtentStore::commitGroup(Group& group, LmdbTxn& txn, const PendingIndex::
     return Status::error(s.code == Code::NO_SPACE ? Code::NO_SPACE : Code::IO,
                          "storage commit failed: " + s.message);
   }
-  pending_.committed(pending);
   publish(group);
   std::lock_guard<std::mutex> lock(statsMutex_);
   ++indexCommits_;
@@ -334,11 +333,11 @@ Status ExtentStore::commitIndexLocked() {
   if (pending_.empty()) return {};
   LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
   if (!txn.status().ok()) return txn.status();
-  auto pending = pending_.snapshot();
-  Status s = writePending(txn, pending);
+  PendingIndex::Commit pending(pending_);
+  Status s = writePending(txn, pending.rows());
   if (s.ok()) s = txn.commit();
   if (!s.ok()) return Status::error(Code::IO, "index commit failed: " + s.message);
-  pending_.committed(pending);
+  pending.done();
   std::lock_guard<std::mutex> lock(statsMutex_);
   ++indexCommits_;
   return {};
@@ -460,7 +459,8 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
       bool duplicateInRequest = false;
       for (const auto& a : appended) duplicateInRequest |= a.first == f.id && a.second.checksum == f.checksum;
       if ((existing && existing->checksum == f.checksum) || duplicateInRequest) continue;
-      auto location = appendRecord(group, f.id, f.data, f.checksum, storedAt);
+      // f.data lives until this round is synced or rolled back: written from where it is.
+      auto location = appendRecord(group, f.id, f.data, f.checksum, storedAt, /*borrowData=*/true);
       if (!location.ok()) {
         request->status = location.status();
         break;
@@ -498,13 +498,20 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
   if (options_.indexCommitIntervalMs <= 0) {
     // One LMDB commit per group, the rows written straight into it (and readers
     // see them only once it committed).
-    auto rows = pending_.snapshot();
-    for (auto& [id, location] : delta.fragments) rows.fragments[id] = location;
-    for (auto& key : delta.staleLocations) rows.staleLocations.insert(std::move(key));
+    PendingIndex::Rows rows;
+    rows.fragments.insert(delta.fragments.begin(), delta.fragments.end());
+    rows.staleLocations.insert(delta.staleLocations.begin(), delta.staleLocations.end());
+    PendingIndex::Commit pending(pending_);  // empty in this mode, unless an earlier commit failed
     LmdbTxn write(*env_, LmdbTxn::Mode::kWrite);
     s = write.status();
+    if (s.ok()) s = writePending(write, pending.rows());
     if (s.ok()) s = writePending(write, rows);
-    if (s.ok()) s = commitGroup(group, write, rows);
+    if (s.ok()) {
+      s = commitGroup(group, write);
+      if (s.ok()) pending.done();
+    } else {
+      rollback(group);  // nothing staged may outlive the requests' bytes
+    }
   } else {
     s = syncGroup(group);
     if (s.ok()) {
@@ -709,8 +716,8 @@ Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {
   if (!txn.status().ok()) return txn.status();
   // The pending rows go into this transaction first: it then sees every
   // acknowledged fragment, and a crash after it cannot bring a removed one back.
-  auto pending = pending_.snapshot();
-  Status written = writePending(txn, pending);
+  PendingIndex::Commit pending(pending_);
+  Status written = writePending(txn, pending.rows());
   if (!written.ok()) return written;
   Group group(*this);
   uint32_t deleted = 0;
@@ -729,8 +736,9 @@ Result<uint32_t> ExtentStore::remove(const std::vector<std::string>& ids) {
     info.liveRecords -= 1;
   }
   if (deleted == 0) return 0u;  // the pending rows wait for the next index commit
-  Status s = commitGroup(group, txn, pending);
+  Status s = commitGroup(group, txn);
   if (!s.ok()) return s;
+  pending.done();
   return deleted;
 }
 
@@ -858,8 +866,8 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
   LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
   if (!txn.status().ok()) return txn.status();
   // The pending rows first, so that the victim's locations below are complete.
-  auto pending = pending_.snapshot();
-  Status written = writePending(txn, pending);
+  PendingIndex::Commit pending(pending_);
+  Status written = writePending(txn, pending.rows());
   if (!written.ok()) return written;
   // Collect this step's live records first; the index is rewritten afterwards.
   std::vector<std::pair<uint64_t, std::string>> moves;
@@ -920,7 +928,8 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
       group.fragmentsDelta -= 1;
       continue;
     }
-    auto moved = appendRecord(group, id, data, location->checksum, location->storedAtNs);
+    auto moved = appendRecord(group, id, data, location->checksum, location->storedAtNs,
+                              /*borrowData=*/false);
     if (!moved.ok()) {
       txn.abort();
       rollback(group);
@@ -948,8 +957,9 @@ Result<bool> ExtentStore::compactStep(uint64_t maxBytes) {
     }
     group.dropped.push_back(victim);
   }
-  Status s = commitGroup(group, txn, pending);
+  Status s = commitGroup(group, txn);
   if (!s.ok()) return s;
+  pending.done();
   if (removeFile) {
     // The index no longer refers to the extent (committed above), so removing the
     // file cannot lose data; a crash before the unlink leaves a file that open()

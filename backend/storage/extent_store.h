@@ -184,9 +184,10 @@ class ExtentStore {
   struct Group;  // one writer round: extents touched, files created, rollback points
   // The functions below REQUIRE commitMutex_ held.
   // Appends one record to the current extent (rolling over when full). Not durable
-  // until commitGroup().
+  // until syncGroup(). `borrowData`: `data` stays valid until the round is synced or
+  // rolled back, and is written from where it is (ExtentAppender).
   Result<FragmentLocation> appendRecord(Group& group, std::string_view id, std::string_view data,
-                                        uint64_t checksum, int64_t storedAtNs);
+                                        uint64_t checksum, int64_t storedAtNs, bool borrowData);
   // Seals the current extent (writing what is staged for it) and starts a new one.
   // A failed write sets group.writeError: the whole round is then rolled back.
   Status rollExtent(Group& group);
@@ -195,12 +196,12 @@ class ExtentStore {
   // Writes what the appender staged, then fdatasync of every touched extent and a
   // directory sync for new files. On failure, rolls the group back.
   Status syncGroup(Group& group);
-  // syncGroup(), then the LMDB commit of `txn` with the group's accounting and
-  // the pending rows written into it (`pending`, see writePending).
-  Status commitGroup(Group& group, LmdbTxn& txn, const PendingIndex::Snapshot& pending);
-  // Puts the snapshot's rows, their extents' accounting, the fragment count and
-  // the next extent number into `txn`.
-  Status writePending(LmdbTxn& txn, const PendingIndex::Snapshot& pending);
+  // syncGroup(), then the LMDB commit of `txn` with the group's accounting (the
+  // caller wrote the pending rows into `txn` first, see writePending).
+  Status commitGroup(Group& group, LmdbTxn& txn);
+  // Puts the rows, their extents' accounting, the fragment count and the next
+  // extent number into `txn`.
+  Status writePending(LmdbTxn& txn, const PendingIndex::Rows& pending);
   Status commitIndexLocked();
   bool indexCommitDue() const;
   // Makes a synced group's accounting the published one.

@@ -6,7 +6,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace dfs {
@@ -28,20 +30,34 @@ Result<int> PosixFileSystem::openFile(const std::string& path, bool create) {
   return fd;
 }
 
-void PosixFileSystem::closeFile(int fd) { ::close(fd); }
+void PosixFileSystem::closeFile(int fd) {
+  ::close(fd);
+}
 
-Status PosixFileSystem::writeAt(int fd, const void* data, size_t size, uint64_t offset) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd, p, size, off_t(offset));
+Status PosixFileSystem::writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) {
+  std::vector<iovec> left(pieces);
+  size_t first = 0;
+  while (first < left.size()) {
+    if (left[first].iov_len == 0) {
+      ++first;
+      continue;
+    }
+    int count = int(std::min<size_t>(left.size() - first, IOV_MAX));
+    ssize_t n = ::pwritev(fd, left.data() + first, count, off_t(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errnoStatus("pwrite", errno);
+      return errnoStatus("pwritev", errno);
     }
-    if (n == 0) return errnoStatus("pwrite", ENOSPC);
-    p += n;
-    size -= size_t(n);
+    if (n == 0) return errnoStatus("pwritev", ENOSPC);
     offset += uint64_t(n);
+    // Step over what was written: whole pieces, then into the next one.
+    for (size_t done = size_t(n); done > 0;) {
+      size_t step = std::min(done, left[first].iov_len);
+      left[first].iov_base = static_cast<char*>(left[first].iov_base) + step;
+      left[first].iov_len -= step;
+      done -= step;
+      if (left[first].iov_len == 0) ++first;
+    }
   }
   return {};
 }

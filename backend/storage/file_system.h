@@ -6,6 +6,8 @@
 // appends and syncs).
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,10 +29,10 @@ class FileSystem {
   // A missing file without `create` is Code::NOT_FOUND.
   virtual Result<int> openFile(const std::string& path, bool create) = 0;
   virtual void closeFile(int fd) = 0;
-  // Writes all of `size` bytes at `offset` or fails; ENOSPC/EDQUOT map to
-  // Code::NO_SPACE. After a failure the file may hold a partial write past `offset`:
-  // the caller truncates it.
-  virtual Status writeAt(int fd, const void* data, size_t size, uint64_t offset) = 0;
+  // Writes the pieces back to back from `offset` (pwritev), all of them or fails;
+  // ENOSPC/EDQUOT map to Code::NO_SPACE. After a failure the file may hold a
+  // partial write past `offset`: the caller truncates it.
+  virtual Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) = 0;
   // Reads exactly `size` bytes at `offset`; a short read is Code::IO.
   virtual Status readAt(int fd, void* data, size_t size, uint64_t offset) = 0;
   // fdatasync: the durability point of appended records.
@@ -50,7 +52,7 @@ class PosixFileSystem : public FileSystem {
  public:
   Result<int> openFile(const std::string& path, bool create) override;
   void closeFile(int fd) override;
-  Status writeAt(int fd, const void* data, size_t size, uint64_t offset) override;
+  Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) override;
   Status readAt(int fd, void* data, size_t size, uint64_t offset) override;
   Status syncData(int fd) override;
   Status truncateFile(int fd, uint64_t size) override;

@@ -1,12 +1,12 @@
 #include "backend/storage/pending_index.h"
 
+#include <algorithm>
+
 namespace dfs {
 
 void PendingIndex::add(Delta&& delta, int64_t nowNs) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (rows_.fragments.empty() && rows_.staleLocations.empty() && rows_.extents.empty()) {
-    oldestNs_ = nowNs;
-  }
+  if (rows_.empty()) oldestNs_ = nowNs;
   for (auto& [id, location] : delta.fragments) rows_.fragments[id] = location;
   for (auto& key : delta.staleLocations) rows_.staleLocations.insert(std::move(key));
   rows_.extents.insert(delta.extents.begin(), delta.extents.end());
@@ -14,57 +14,75 @@ void PendingIndex::add(Delta&& delta, int64_t nowNs) {
 }
 
 std::optional<FragmentLocation> PendingIndex::find(std::string_view id) const {
+  std::string key(id);
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = rows_.fragments.find(id);
-  if (it == rows_.fragments.end()) return std::nullopt;
-  return it->second;
+  for (const Rows* rows : {&rows_, &committing_}) {
+    auto it = rows->fragments.find(key);
+    if (it != rows->fragments.end()) return it->second;
+  }
+  return std::nullopt;
 }
 
 std::vector<std::pair<std::string, int64_t>> PendingIndex::idsAfter(std::string_view after) const {
   std::vector<std::pair<std::string, int64_t>> ids;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = after.empty() ? rows_.fragments.begin() : rows_.fragments.upper_bound(after);
-  for (; it != rows_.fragments.end(); ++it) ids.emplace_back(it->first, it->second.storedAtNs);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Rows* rows : {&rows_, &committing_}) {
+      for (const auto& [id, location] : rows->fragments) {
+        if (after.empty() || std::string_view(id) > after)
+          ids.emplace_back(id, location.storedAtNs);
+      }
+    }
+  }
+  // An id in both (put again while a commit runs) is listed once, the newer row.
+  std::stable_sort(ids.begin(), ids.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  ids.erase(std::unique(ids.begin(), ids.end(),
+                        [](const auto& a, const auto& b) { return a.first == b.first; }),
+            ids.end());
   return ids;
 }
 
-PendingIndex::Snapshot PendingIndex::snapshot() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return rows_;
+PendingIndex::Commit::Commit(PendingIndex& index) : index_(index) {
+  std::lock_guard<std::mutex> lock(index_.mu_);
+  std::swap(index_.rows_, index_.committing_);
+  index_.committingBytes_ = index_.recordBytes_;
+  index_.committingOldestNs_ = index_.oldestNs_;
+  index_.recordBytes_ = 0;
+  index_.oldestNs_ = 0;
 }
 
-void PendingIndex::committed(const Snapshot& snapshot) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Only the writer adds rows, and it holds the store's commitMutex_ from
-  // snapshot() to here: nothing was added in between, but stay exact anyway.
-  for (const auto& [id, location] : snapshot.fragments) {
-    auto it = rows_.fragments.find(id);
-    if (it != rows_.fragments.end() && it->second.extent == location.extent &&
-        it->second.offset == location.offset) {
-      rows_.fragments.erase(it);
-    }
+PendingIndex::Commit::~Commit() {
+  Rows forgotten;  // freed after the lock is released
+  std::lock_guard<std::mutex> lock(index_.mu_);
+  Rows& rows = index_.rows_;
+  Rows& committing = index_.committing_;
+  if (!done_) {
+    // Not committed: pending again (rows added since, if any, are newer and win).
+    for (auto& [id, location] : committing.fragments) rows.fragments.emplace(id, location);
+    rows.staleLocations.merge(committing.staleLocations);
+    rows.extents.merge(committing.extents);
+    index_.recordBytes_ += index_.committingBytes_;
+    if (index_.committingOldestNs_ != 0) index_.oldestNs_ = index_.committingOldestNs_;
   }
-  for (const auto& key : snapshot.staleLocations) rows_.staleLocations.erase(key);
-  for (uint32_t extent : snapshot.extents) rows_.extents.erase(extent);
-  if (rows_.fragments.empty() && rows_.staleLocations.empty() && rows_.extents.empty()) {
-    recordBytes_ = 0;
-    oldestNs_ = 0;
-  }
+  std::swap(forgotten, committing);
+  index_.committingBytes_ = 0;
+  index_.committingOldestNs_ = 0;
 }
 
 bool PendingIndex::empty() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return rows_.fragments.empty() && rows_.staleLocations.empty() && rows_.extents.empty();
+  return rows_.empty() && committing_.empty();
 }
 
 uint64_t PendingIndex::recordBytes() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return recordBytes_;
+  return recordBytes_ + committingBytes_;
 }
 
 int64_t PendingIndex::oldestNs() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return oldestNs_;
+  return committingOldestNs_ != 0 ? committingOldestNs_ : oldestNs_;
 }
 
 }  // namespace dfs

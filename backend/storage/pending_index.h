@@ -11,7 +11,7 @@
 // writer clears an entry only after the commit holding it, so a reader that
 // misses it here then sees it in LMDB.
 //
-// Thread: find()/idsAfter()/empty() from any thread; add()/clear() from the
+// Thread: find()/idsAfter()/empty() from any thread; add() and Commit from the
 // store's writer (holding the store's commitMutex_). One internal mutex, a leaf.
 #pragma once
 
@@ -22,6 +22,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -39,20 +41,36 @@ class PendingIndex {
     std::set<uint32_t> extents;               // extents whose accounting changed
     uint64_t recordBytes = 0;
   };
-  // Everything pending, for one LMDB write transaction.
-  struct Snapshot {
-    std::map<std::string, FragmentLocation, std::less<>> fragments;
-    std::set<std::string> staleLocations;
+  // Rows waiting for LMDB.
+  struct Rows {
+    std::unordered_map<std::string, FragmentLocation> fragments;
+    std::unordered_set<std::string> staleLocations;
     std::set<uint32_t> extents;
+    bool empty() const { return fragments.empty() && staleLocations.empty() && extents.empty(); }
+  };
+
+  // The writer's commit of the rows: they move aside, where readers still find
+  // them, while the caller writes them into its LMDB transaction; done() after
+  // the commit forgets them, otherwise they are pending again. add() is not
+  // called meanwhile (the writer holds the store's commitMutex_ throughout).
+  class Commit {
+   public:
+    explicit Commit(PendingIndex& index);
+    ~Commit();
+    Commit(const Commit&) = delete;
+    Commit& operator=(const Commit&) = delete;
+    const Rows& rows() const { return index_.committing_; }  // no lock: only readers run meanwhile
+    void done() { done_ = true; }
+
+   private:
+    PendingIndex& index_;
+    bool done_ = false;
   };
 
   void add(Delta&& delta, int64_t nowNs);
   std::optional<FragmentLocation> find(std::string_view id) const;
   // Pending ids strictly after `after` with their stored-at times, in id order.
   std::vector<std::pair<std::string, int64_t>> idsAfter(std::string_view after) const;
-  Snapshot snapshot() const;
-  // The snapshot's rows are committed: forget them (rows added since stay).
-  void committed(const Snapshot& snapshot);
 
   bool empty() const;
   uint64_t recordBytes() const;  // appended since the last commit
@@ -60,9 +78,12 @@ class PendingIndex {
 
  private:
   mutable std::mutex mu_;
-  Snapshot rows_;             // guarded by mu_
-  uint64_t recordBytes_ = 0;  // mu_
-  int64_t oldestNs_ = 0;      // mu_
+  Rows rows_;                       // guarded by mu_
+  Rows committing_;                 // written by a Commit; guarded by mu_ (swapped under it)
+  uint64_t recordBytes_ = 0;        // mu_
+  int64_t oldestNs_ = 0;            // mu_
+  uint64_t committingBytes_ = 0;    // mu_
+  int64_t committingOldestNs_ = 0;  // mu_
 };
 
 }  // namespace dfs

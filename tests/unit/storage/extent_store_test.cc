@@ -241,12 +241,21 @@ namespace {
 // Fails the Nth write with ENOSPC after writing half of it (a torn write).
 class FailingFileSystem : public dfs::PosixFileSystem {
  public:
-  dfs::Status writeAt(int fd, const void* data, size_t size, uint64_t offset) override {
+  dfs::Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) override {
     if (++writes == failAt) {
-      PosixFileSystem::writeAt(fd, data, size / 2, offset);
-      return dfs::errnoStatus("pwrite", ENOSPC);
+      size_t half = 0;
+      for (const iovec& piece : pieces) half += piece.iov_len / 2;
+      std::vector<iovec> torn;
+      for (const iovec& piece : pieces) {
+        size_t take = std::min(piece.iov_len, half);
+        if (take == 0) break;
+        torn.push_back(iovec{piece.iov_base, take});
+        half -= take;
+      }
+      PosixFileSystem::writeAt(fd, torn, offset);
+      return dfs::errnoStatus("pwritev", ENOSPC);
     }
-    return PosixFileSystem::writeAt(fd, data, size, offset);
+    return PosixFileSystem::writeAt(fd, pieces, offset);
   }
   dfs::Status syncData(int fd) override {
     if (failSync) return dfs::errnoStatus("fdatasync", EIO);
