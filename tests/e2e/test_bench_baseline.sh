@@ -190,7 +190,10 @@ header = next(i for i, l in enumerate(lines) if l.startswith("figure"))
 columns = lines[header].split()
 assert columns == ["figure", "dfs", "/var/tmp", "ratio", "fuse-passthrough", "ratio"], columns
 rows = {}
+runs = [l for l in lines[header + 1:] if l.startswith("runs ")]
 for line in lines[header + 1:]:
+    if line.startswith("runs "):
+        continue
     words = line.split()
     name, values = " ".join(words[:-5]), words[-5:]
     for v in values:
@@ -201,7 +204,23 @@ for line in lines[header + 1:]:
 want = {"create ops/s", "stat ops/s", "rename ops/s", "unlink ops/s", "seq write MB/s",
         "cold read MB/s", "untar s", "untar+sync s"}
 assert set(rows) == want, sorted(rows)
+# One "runs" line per target and figure, each with --repeat values.
+assert len(runs) == 3 * len(want), runs
 PY
+[ "$(leftovers)" = "$before" ] || fail "left behind: $(leftovers)"
+
+step "dfs-bench fs --source=tmpfs"
+"$DFS_BIN/dfs-bench" fs --target "$MNT" --baseline /var/tmp,/dev/shm --only=seq --size=32M \
+  --repeat=2 --source=tmpfs | tee "$CLUSTER_DIR/bench-tmpfs.txt"
+python3 - "$CLUSTER_DIR/bench-tmpfs.txt" <<'PY' || fail "dfs-bench --source=tmpfs output"
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+header = next(i for i, l in enumerate(lines) if l.startswith("figure"))
+assert lines[header].split() == ["figure", "dfs", "/var/tmp", "ratio", "/dev/shm", "ratio"], lines[header]
+runs = [l.split() for l in lines if l.startswith("runs ") and "seq write" in l]
+assert len(runs) == 3 and all(len(r) == 7 and float(r[5]) > 0 and float(r[6]) > 0 for r in runs), runs
+PY
+[ -z "$(ls /dev/shm/dfs-bench-source-* 2>/dev/null)" ] || fail "the tmpfs source file was left in /dev/shm"
 [ "$(leftovers)" = "$before" ] || fail "left behind: $(leftovers)"
 
 step "dfs-bench fs --fuse-baseline cleans up when it fails"

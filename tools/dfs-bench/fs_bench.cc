@@ -110,30 +110,77 @@ void dropPageCache(const std::string& path) {
   close(fd);
 }
 
+// With --drop-caches (root only): every clean page-cache page is dropped before a
+// sequential write, for each target alike. On these VMs, a page cache that keeps
+// growing into guest memory the host has not backed yet makes each later write
+// slower (docs/benchmarks.md, session 10), whatever the file system.
+bool dropAllCaches() {
+  sync();
+  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+  if (fd < 0) return false;
+  bool ok = write(fd, "1", 1) == 1;
+  close(fd);
+  return ok;
+}
+
 // Sequential write of `bytes` (1 MiB writes, fsync at the end), then a cold read after
 // dropping the page cache for the file. The data is generated before the clock starts:
 // the random generator alone would take ~1 CPU-second per GiB of the 2 cores measured.
+// `source`: "memory" writes straight from a buffer of anonymous memory filled just
+// before; "tmpfs" writes the data from a file in /dev/shm read 1 MiB at a time, as
+// `dd if=/dev/shm/... bs=1M conv=fsync` does. On these VMs, the fresh gigabyte of
+// anonymous memory (and what earlier runs freed) slows every target's write by 15-25 %
+// (docs/benchmarks.md, session 11); a tmpfs file is memory the guest already holds.
 // `backingDir`, for a FUSE passthrough, is the source directory behind `dir`: the file is
 // cached there too, and that cache is dropped as well.
 void sequential(const std::string& dir, const std::string& backingDir, uint64_t bytes,
-                Measures& out) {
+                const std::string& source, bool dropCaches, Measures& out) {
   std::string path = dir + "/seq-bench.bin";
   constexpr size_t kBlock = 1 << 20;
   bytes = (bytes + kBlock - 1) / kBlock * kBlock;
   if (bytes > (8ull << 30)) die("--size above 8G: the data is held in memory");
-  std::vector<char> source(bytes);
   std::mt19937_64 rng(std::random_device{}());  // fresh data each run: no dedup shortcut
-  auto* words = reinterpret_cast<uint64_t*>(source.data());
-  for (size_t i = 0; i < bytes / 8; ++i) words[i] = rng();
   std::vector<char> buffer(kBlock);
+  auto fill = [&](char* data, size_t size) {
+    auto* words = reinterpret_cast<uint64_t*>(data);
+    for (size_t i = 0; i < size / 8; ++i) words[i] = rng();
+  };
+  std::vector<char> memory;
+  std::string sourcePath;
+  int sourceFd = -1;
+  if (source == "tmpfs") {
+    sourcePath = "/dev/shm/dfs-bench-source-" + std::to_string(getpid());
+    sourceFd = open(sourcePath.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (sourceFd < 0) die("create " + sourcePath + ": " + strerror(errno));
+    unlink(sourcePath.c_str());  // gone with the descriptor, even if we die
+    for (uint64_t done = 0; done < bytes; done += kBlock) {
+      fill(buffer.data(), kBlock);
+      if (pwrite(sourceFd, buffer.data(), kBlock, off_t(done)) != ssize_t(kBlock)) {
+        die("write " + sourcePath + " failed (is /dev/shm big enough?)");
+      }
+    }
+  } else if (source == "memory") {
+    memory.resize(bytes);
+    fill(memory.data(), bytes);
+  } else {
+    die("--source must be memory or tmpfs");
+  }
+  if (dropCaches && !dropAllCaches()) {
+    die("--drop-caches: cannot write /proc/sys/vm/drop_caches (root only)");
+  }
   auto t = Clock::now();
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) die("create " + path + ": " + strerror(errno));
   for (uint64_t done = 0; done < bytes; done += kBlock) {
-    if (write(fd, source.data() + done, kBlock) != ssize_t(kBlock)) die("write failed");
+    const char* block = memory.empty() ? buffer.data() : memory.data() + done;
+    if (sourceFd >= 0 && pread(sourceFd, buffer.data(), kBlock, off_t(done)) != ssize_t(kBlock)) {
+      die("read " + sourcePath + " failed");
+    }
+    if (write(fd, block, kBlock) != ssize_t(kBlock)) die("write failed");
   }
   if (fsync(fd) != 0) die("fsync failed");
   close(fd);
+  if (sourceFd >= 0) close(sourceFd);
   out.samples["seq write MB/s"].push_back(bytes / 1e6 / secondsSince(t));
   dropPageCache(path);
   if (!backingDir.empty()) dropPageCache(backingDir + "/seq-bench.bin");
@@ -360,6 +407,11 @@ const std::vector<OptionSpec> kSpecs = {
     {"size", "1G", "bytes for the sequential write/read"},
     {"tree-files", "9000", "files in the untar tree"},
     {"only", "", "comma-separated subset: meta,seq,untar"},
+    {"source", "memory",
+     "where the sequential write's data comes from: memory (a buffer filled just before) or "
+     "tmpfs (a file in /dev/shm read 1 MiB at a time, like dd)"},
+    {"drop-caches", "",
+     "drop the page cache (/proc/sys/vm/drop_caches, root) before each sequential write", true},
     {"fuse-baseline", "",
      "also measure a bare FUSE passthrough, column 'fuse-passthrough' (DESIGN.md §9's FUSE "
      "ceiling): dfs-passthrough from dfs-bench's folder (or =PATH) over a temp dir in /var/tmp",
@@ -383,6 +435,8 @@ int runFsBench(int argc, char** argv) {
   uint64_t bytes = options.getSize("size").ok() ? options.getSize("size").value() : (1ull << 30);
   int treeFiles = int(options.getInt("tree-files").ok() ? options.getInt("tree-files").value() : 9000);
   std::string only = options.get("only");
+  bool dropCaches = options.getBool("drop-caches");
+  std::string source = options.get("source");
   auto wanted = [&](const char* what) { return only.empty() || only.find(what) != std::string::npos; };
 
   std::vector<Target> targets = {{"dfs", options.get("target"), ""}};
@@ -416,7 +470,7 @@ int runFsBench(int argc, char** argv) {
       Measures& measures = results[target.label];
       if (mkdir(sub.c_str(), 0755) != 0) die("cannot create " + sub + ": " + strerror(errno));
       if (wanted("meta")) metadataOps(sub, files, measures);
-      if (wanted("seq")) sequential(sub, backingSub, bytes, measures);
+      if (wanted("seq")) sequential(sub, backingSub, bytes, source, dropCaches, measures);
       if (wanted("untar")) untar(sub, backingSub, tar, measures);
       rmdir(sub.c_str());
       fprintf(stderr, "run %d/%d done on %s\n", r + 1, repeat, target.label.c_str());
@@ -441,6 +495,14 @@ int runFsBench(int argc, char** argv) {
       printf(" %*.1f %8.2f", width(i), base, base > 0 ? value / base : 0.0);
     }
     printf("\n");
+  }
+  // Every run's figure, in run order: the spread says how far to trust a median.
+  for (const Target& target : targets) {
+    for (const auto& [figure, samples] : results[target.label].samples) {
+      printf("runs %-12s %-16s", target.label.c_str(), figure.c_str());
+      for (double v : samples) printf(" %.1f", v);
+      printf("\n");
+    }
   }
   return 0;
 }
