@@ -1,6 +1,7 @@
 // Reed–Solomon erasure coding over GF(2^8) with Jerasure (Cauchy "good"
 // generator matrix, w=8, gf-complete SIMD region multiply), k data + m parity
-// fragments per chunk. The code is systematic: data fragments are the plain
+// fragments per chunk. Where the CPU has AVX2, parity is computed by gf_avx2.h
+// from the same matrix and field (bit-identical); decoding is always Jerasure's. The code is systematic: data fragments are the plain
 // (zero-padded) input, so reads with all data fragments up need no decoding.
 #pragma once
 
@@ -51,6 +52,9 @@ class ErasureCodec {
   int k_;
   int m_;
   int* matrix_ = nullptr;  // m x k coding matrix over GF(2^8), Jerasure malloc'ed
+  // Product tables of the matrix for the AVX2 encoder (gf_avx2.h); empty where
+  // the CPU lacks AVX2, and Jerasure encodes.
+  std::vector<uint8_t> tables_;
 };
 
 }  // namespace dfs
