@@ -453,7 +453,9 @@ void DataPath::flusherMain() {
     // them back to the system once things are quiet.
     int64_t nowMono = monotonicNs();
     if (dirtyBytes_ == 0 && nowMono - lastTrimNs > kTrimIntervalNs) {
+#if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer's allocator is not glibc's
       malloc_trim(0);
+#endif
       lastTrimNs = nowMono;
     }
     lock.lock();
