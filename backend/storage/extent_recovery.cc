@@ -101,7 +101,7 @@ Status ExtentStore::recover() {
   Status s = fs_.syncDirectory(extentsDir());
   for (const auto& [number, info] : extents) {
     if (!s.ok()) break;
-    if (present.count(number)) s = txn.put(extentsDb_, extentKey(number), encodeExtentInfo(info));
+    s = txn.put(extentsDb_, extentKey(number), encodeExtentInfo(info));
   }
   nextExtent_ = highest + 1;
   if (s.ok()) s = txn.put(metaDb_, kFragmentCountKey, be64(fragments));
@@ -113,10 +113,8 @@ Status ExtentStore::recover() {
                  options_.dataDir, reindexed);
   }
 
-  for (auto it = extents.begin(); it != extents.end();) {
-    it = present.count(it->first) ? std::next(it) : extents.erase(it);
-  }
-  if (!extents.empty() && extents.rbegin()->second.committedSize < options_.maxExtentBytes) {
+  if (!extents.empty() && present.count(extents.rbegin()->first) &&
+      extents.rbegin()->second.committedSize < options_.maxExtentBytes) {
     currentExtent_ = extents.rbegin()->first;
     auto file = files_.acquire(currentExtent_);
     if (!file.ok()) return file.status();
