@@ -21,6 +21,16 @@ ExtentStoreOptions deferred(const std::string& dir) {
   return options;
 }
 
+// Puts fragments 0..count-1 of `size` bytes one by one.
+std::vector<Owned> putMany(ExtentStore& store, uint32_t count, size_t size) {
+  std::vector<Owned> fragments;
+  for (uint32_t i = 0; i < count; ++i) {
+    fragments.push_back(make(i, size));
+    REQUIRE(putOne(store, fragments.back()).ok());
+  }
+  return fragments;
+}
+
 void crashImage(const std::string& from, const std::string& to) {
   std::filesystem::copy(
       from, to,
@@ -83,11 +93,7 @@ TEST_CASE(
 TEST_CASE("extent recovery: a remove commits the pending rows, so no removed fragment comes back") {
   TempDir dir, image;
   auto store = openStore(deferred(dir.path));
-  std::vector<Owned> fragments;
-  for (uint32_t i = 0; i < 20; ++i) {
-    fragments.push_back(make(i, 1500));
-    REQUIRE(putOne(*store, fragments.back()).ok());
-  }
+  auto fragments = putMany(*store, 20, 1500);
   REQUIRE(store->remove({fragments[4].id, fragments[11].id}).value() == 2);
   CHECK(store->stats().indexCommits == 1);
   CHECK(store->stats().pendingIndexBytes == 0);
@@ -130,11 +136,7 @@ TEST_CASE(
 TEST_CASE("extent recovery: a torn record after acknowledged ones is cut, they are kept") {
   TempDir dir, image;
   auto store = openStore(deferred(dir.path));
-  std::vector<Owned> fragments;
-  for (uint32_t i = 0; i < 10; ++i) {
-    fragments.push_back(make(i, 2500));
-    REQUIRE(putOne(*store, fragments.back()).ok());
-  }
+  auto fragments = putMany(*store, 10, 2500);
   crashImage(dir.path, image.path);
   auto file = extentFiles(image.path).back();
   auto acknowledged = std::filesystem::file_size(file);
