@@ -165,8 +165,17 @@ Status ExtentStore::recoverTail(LmdbTxn& txn, uint32_t number, ExtentInfo* info,
     s = fs_.readAt(fd, data.data(), data.size(), offset + kRecordHeaderSize);
     if (!s.ok()) return s;
     if (xxh3(data.data(), data.size()) != record->checksum) {
-      problem = "a record whose data checksum does not match";
-      break;
+      // Its header verifies, so the next record starts after it: a rotten record
+      // is garbage and the acknowledged ones after it stay. (A torn last record
+      // ends at an unreadable header or at the end of the file just the same.)
+      spdlog::warn(
+          "extent {}: the record of fragment {} at offset {} fails its data checksum; "
+          "kept as garbage, not indexed",
+          name, shortHex(record->id), offset);
+      offset += kRecordHeaderSize + record->length;
+      info->committedSize = offset;
+      info->garbageBytes += kRecordHeaderSize + record->length;
+      continue;
     }
     FragmentLocation location;
     location.extent = number;

@@ -201,3 +201,33 @@ TEST_CASE("extent recovery: the index is committed when due, per group when the 
     CHECK_FALSE(store->indexPending());
   }
 }
+
+TEST_CASE(
+    "extent recovery: a rotten record in the unindexed tail is skipped, the ones after it are "
+    "kept") {
+  TempDir dir, image;
+  auto store = openStore(deferred(dir.path));
+  auto fragments = putMany(*store, 12, 3000);
+  crashImage(dir.path, image.path);
+  auto file = extentFiles(image.path).back();
+  auto size = std::filesystem::file_size(file);
+  {
+    // A flipped byte inside the data of the 5th record (none of them is indexed yet).
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4 * (dfs::kRecordHeaderSize + 3000) + dfs::kRecordHeaderSize + 100);
+    f.write("\x5a\xa5", 2);
+  }
+  auto reopened = openStore(deferred(image.path));
+  CHECK(std::filesystem::file_size(file) == size);
+  for (uint32_t i = 0; i < 12; ++i) {
+    auto got = reopened->get(fragments[i].id);
+    if (i == 4) {
+      CHECK(got.status().code == Code::NOT_FOUND);  // an erasure for the reader, never bad bytes
+    } else {
+      REQUIRE(got.ok());
+      CHECK(got.value().data == fragments[i].data);
+    }
+  }
+  CHECK(reopened->stats().fragments == 11);
+  CHECK(reopened->stats().liveBytes == 11 * (dfs::kRecordHeaderSize + 3000));
+}
