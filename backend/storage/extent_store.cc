@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <tuple>
@@ -95,15 +94,6 @@ ExtentStore::~ExtentStore() {
 }
 
 int64_t ExtentStore::now() const { return options_.clock ? options_.clock() : nowNs(); }
-
-namespace {
-// Ages of pending index rows: monotonic, whatever clock stamps the records.
-int64_t steadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 Result<std::unique_ptr<ExtentStore>> ExtentStore::open(ExtentStoreOptions options) {
   if (options.dataDir.empty()) return Status::error(Code::INVALID, "no data directory given");
@@ -260,14 +250,19 @@ Status ExtentStore::syncGroup(Group& group) {
   return {};
 }
 
-Status ExtentStore::writePending(LmdbTxn& txn, const PendingIndex::Rows& pending) {
-  Status s;
-  for (const std::string& key : pending.staleLocations) txn.del(locationsDb_, key);
-  for (const auto& [id, location] : pending.fragments) {
-    s = txn.put(fragmentsDb_, id, encodeFragmentLocation(location));
+Status ExtentStore::putRows(LmdbTxn& txn, const PendingIndex::Rows& rows) {
+  for (const std::string& key : rows.staleLocations) txn.del(locationsDb_, key);
+  for (const auto& [id, location] : rows.fragments) {
+    Status s = txn.put(fragmentsDb_, id, encodeFragmentLocation(location));
     if (s.ok()) s = txn.put(locationsDb_, locationKey(location.extent, location.offset), id);
     if (!s.ok()) return s;
   }
+  return {};
+}
+
+Status ExtentStore::writePending(LmdbTxn& txn, const PendingIndex::Rows& pending) {
+  Status s = putRows(txn, pending);
+  if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(statsMutex_);
   for (uint32_t number : pending.extents) {
     auto it = extents_.find(number);
@@ -345,7 +340,7 @@ Status ExtentStore::commitIndexLocked() {
 
 bool ExtentStore::indexCommitDue() const {
   if (pending_.empty()) return false;
-  int64_t age = steadyNs() - pending_.oldestNs();
+  int64_t age = monotonicNs() - pending_.oldestNs();
   return age >= options_.indexCommitIntervalMs * 1000000 ||
          pending_.recordBytes() >= options_.indexCommitBytes;
 }
@@ -505,7 +500,7 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
     LmdbTxn write(*env_, LmdbTxn::Mode::kWrite);
     s = write.status();
     if (s.ok()) s = writePending(write, pending.rows());
-    if (s.ok()) s = writePending(write, rows);
+    if (s.ok()) s = putRows(write, rows);  // commitGroup writes this group's accounting
     if (s.ok()) {
       s = commitGroup(group, write);
       if (s.ok()) pending.done();
@@ -519,7 +514,7 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
       for (const auto& [number, info] : group.changed) delta.extents.insert(number);
       delta.recordBytes = group.appended;
       publish(group);
-      pending_.add(std::move(delta), steadyNs());
+      pending_.add(std::move(delta), monotonicNs());
       if (indexCommitDue()) {
         Status c = commitIndexLocked();
         if (!c.ok()) {

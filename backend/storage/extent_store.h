@@ -199,8 +199,10 @@ class ExtentStore {
   // syncGroup(), then the LMDB commit of `txn` with the group's accounting (the
   // caller wrote the pending rows into `txn` first, see writePending).
   Status commitGroup(Group& group, LmdbTxn& txn);
-  // Puts the rows, their extents' accounting, the fragment count and the next
-  // extent number into `txn`.
+  // Puts the rows (fragments and locations) into `txn`.
+  Status putRows(LmdbTxn& txn, const PendingIndex::Rows& rows);
+  // putRows(), then the rows' extents' accounting, the fragment count and the
+  // next extent number.
   Status writePending(LmdbTxn& txn, const PendingIndex::Rows& pending);
   Status commitIndexLocked();
   bool indexCommitDue() const;

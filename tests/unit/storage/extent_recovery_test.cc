@@ -31,11 +31,30 @@ std::vector<Owned> putMany(ExtentStore& store, uint32_t count, size_t size) {
   return fragments;
 }
 
+// A store that acknowledged `count` fragments of `size` bytes, none of them in its
+// index yet, copied to `image` as a crash would leave it.
+struct Crashed {
+  std::vector<Owned> fragments;
+  std::string lastExtent;  // in the image
+  uintmax_t size = 0;      // of lastExtent
+};
+
 void crashImage(const std::string& from, const std::string& to) {
   std::filesystem::copy(
       from, to,
       std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
   std::filesystem::remove(to + "/lock");
+}
+
+Crashed crashAfterPuts(const std::string& dir, const std::string& image, uint32_t count,
+                       size_t size) {
+  auto store = openStore(deferred(dir));
+  Crashed crashed;
+  crashed.fragments = putMany(*store, count, size);
+  crashImage(dir, image);
+  crashed.lastExtent = extentFiles(image).back();
+  crashed.size = std::filesystem::file_size(crashed.lastExtent);
+  return crashed;
 }
 
 }  // namespace
@@ -135,11 +154,7 @@ TEST_CASE(
 
 TEST_CASE("extent recovery: a torn record after acknowledged ones is cut, they are kept") {
   TempDir dir, image;
-  auto store = openStore(deferred(dir.path));
-  auto fragments = putMany(*store, 10, 2500);
-  crashImage(dir.path, image.path);
-  auto file = extentFiles(image.path).back();
-  auto acknowledged = std::filesystem::file_size(file);
+  auto [fragments, file, acknowledged] = crashAfterPuts(dir.path, image.path, 10, 2500);
   {
     // A round that crashed mid-write: a whole record, then one cut inside its data.
     auto whole = make(50, 400), torn = make(51, 4000);
@@ -206,11 +221,7 @@ TEST_CASE(
     "extent recovery: a rotten record in the unindexed tail is skipped, the ones after it are "
     "kept") {
   TempDir dir, image;
-  auto store = openStore(deferred(dir.path));
-  auto fragments = putMany(*store, 12, 3000);
-  crashImage(dir.path, image.path);
-  auto file = extentFiles(image.path).back();
-  auto size = std::filesystem::file_size(file);
+  auto [fragments, file, size] = crashAfterPuts(dir.path, image.path, 12, 3000);
   {
     // A flipped byte inside the data of the 5th record (none of them is indexed yet).
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
