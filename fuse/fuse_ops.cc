@@ -184,7 +184,6 @@ void guarded(fuse_req_t req, const char* op, Body&& body) {
 }
 
 void opInit(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO) conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
@@ -192,9 +191,14 @@ void opInit(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->max_write = 1u << 20;
-  spdlog::info("fuse: protocol {}.{}, max_write {}, max_readahead {}, readdirplus {}",
+  auto* c = static_cast<FuseContext*>(userdata);
+  c->directWritesCoherent =
+      conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 39);
+  spdlog::info("fuse: protocol {}.{}, max_write {}, max_readahead {}, readdirplus {}, direct "
+               "writes {}",
                conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
-               (conn->want & FUSE_CAP_READDIRPLUS) != 0);
+               (conn->want & FUSE_CAP_READDIRPLUS) != 0,
+               !c->directWrites ? "off" : c->directWritesCoherent ? "on" : "off (needs FUSE 7.39)");
 }
 
 void opDestroy(void* userdata) {
@@ -234,6 +238,11 @@ void forgetOne(FuseContext& c, fuse_ino_t ino, uint64_t nlookup) {
 
 // Close-to-open: may the kernel keep the pages it cached for `attr.ino`? Only
 // if they hold exactly this data version; records the version either way.
+// A write-only open bypasses the page cache (FuseContext::directWrites).
+bool directWrite(FuseContext& c, int flags) {
+  return c.directWrites && c.directWritesCoherent && (flags & O_ACCMODE) == O_WRONLY;
+}
+
 bool keepCache(FuseContext& c, const Attr& attr, bool truncated) {
   std::lock_guard<std::mutex> lock(c.cacheMu);
   auto [it, inserted] = c.kernelCachedVersion.try_emplace(attr.ino, attr.dataVersion);
@@ -427,6 +436,7 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // The attributes come fresh from the metadata node (open RPC), never a cache,
     // unless this mount is the file's only writer (an absorbed open).
     fi->keep_cache = keepCache(c, r.value(), truncate) ? 1 : 0;
+    fi->direct_io = directWrite(c, fi->flags) ? 1 : 0;
     if (fuse_reply_open(req, fi) != 0) {
       takeHandle(fi);
       c.client->meta().release(server);
@@ -444,6 +454,7 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     Attr attr = r.value();
     c.client->data().noteAttr(attr, true);
     fi->keep_cache = keepCache(c, attr, false) ? 1 : 0;
+    fi->direct_io = directWrite(c, fi->flags) ? 1 : 0;
     c.client->data().patchAttr(&attr);
     fuse_entry_param e;
     memset(&e, 0, sizeof(e));

@@ -33,6 +33,15 @@ struct FuseContext {
   // never held across an RPC or a reply.
   std::mutex cacheMu;
   std::unordered_map<uint64_t, uint64_t> kernelCachedVersion;  // guarded by cacheMu
+  // Write-only opens in direct-I/O mode: the kernel hands the writer's own
+  // pages to the daemon instead of copying them into its page cache first.
+  // Such a file descriptor cannot be mapped, and from FUSE 7.39 (Linux 6.6) the
+  // kernel drops the cached pages of a range before writing it directly, so
+  // other opens of the file stay coherent; on older kernels writes go through
+  // the page cache as before. `directWrites` is the mount option; opInit sets
+  // `directWritesCoherent` from the kernel's protocol version.
+  bool directWrites = true;
+  std::atomic<bool> directWritesCoherent{false};
 };
 
 const fuse_lowlevel_ops& fuseOps();

@@ -228,6 +228,7 @@ int main(int argc, char** argv) {
   context.rootIno = volume.rootIno;
   context.entryTimeoutSec = opts.entryTimeoutSec;
   context.attrTimeoutSec = opts.attrTimeoutSec;
+  context.directWrites = opts.directWrites;
   context.delegatedTimeoutSec = opts.absorb ? opts.delegatedTimeoutSec : 0;
 
   std::string mountOpts = "default_permissions,fsname=dfs:" + opts.source.metaAddress + "/" +

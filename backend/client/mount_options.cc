@@ -83,7 +83,7 @@ Status applyOption(MountOptions& o, const std::string& opt) {
   std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
   static const std::set<std::string> kValued = {"op_timeout", "entry_timeout", "attr_timeout",
                                                 "log_level", "metrics_listen", "cache_dir",
-                                                "dirty_limit", "absorb", "read_ahead",
+                                                "dirty_limit", "absorb", "read_ahead", "direct_writes",
                                                 "delegated_timeout"};
   if (kValued.count(key) && eq == std::string::npos) {
     return Status::error(Code::INVALID, "option " + key + " needs a value (" + key + "=...)");
@@ -126,6 +126,11 @@ Status applyOption(MountOptions& o, const std::string& opt) {
     if (!v.ok()) return v.status();
     if (v.value() > (64ull << 20)) return Status::error(Code::INVALID, "read_ahead must be <= 64M");
     o.readAheadBytes = v.value();
+  } else if (key == "direct_writes") {
+    if (value != "0" && value != "1") {
+      return Status::error(Code::INVALID, "option direct_writes is 0 or 1");
+    }
+    o.directWrites = value == "1";
   } else if (key == "absorb") {
     if (value != "0" && value != "1") return Status::error(Code::INVALID, "option absorb is 0 or 1");
     o.absorb = value == "1";
@@ -226,6 +231,9 @@ std::string mountUsage(const std::string& program) {
          "                     kernel's 128K; default 1M)\n"
          "  absorb=0|1         acknowledge changes inside directories this mount made\n"
          "                     before dfs-meta applies them (journaled; default 1)\n"
+         "  direct_writes=0|1  write-only opens bypass the kernel's page cache (one copy\n"
+         "                     less per byte; only on kernels that keep other opens'\n"
+         "                     cached pages coherent, FUSE 7.39+; default 1)\n"
          "\n"
          "Other -o options are FUSE mount options and passed through (ro, allow_other,\n"
          "max_read=N, ...). default_permissions is always on; allow_other is on when\n"

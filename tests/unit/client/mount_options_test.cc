@@ -28,7 +28,8 @@ TEST_CASE("mount source splits at the last ':/'") {
 TEST_CASE("mount options: dfs options are consumed, others pass through") {
   const char* argv[] = {"dfs-fuse", "127.0.0.1:7000:/default", "/mnt", "-o",
                         "ro,op_timeout=2.5,entry_timeout=0,attr_timeout=3,log_level=debug,log_json,"
-                        "allow_other,_netdev,max_read=131072,absorb=0,delegated_timeout=90",
+                        "allow_other,_netdev,max_read=131072,absorb=0,delegated_timeout=90,"
+                        "direct_writes=0",
                         "-f"};
   auto r = parseMountOptions(6, argv);
   REQUIRE(r.ok());
@@ -43,6 +44,7 @@ TEST_CASE("mount options: dfs options are consumed, others pass through") {
   CHECK(o.logLevel == "debug");
   CHECK(o.logJson);
   CHECK_FALSE(o.absorb);
+  CHECK_FALSE(o.directWrites);
   CHECK(o.fuseOptions == std::vector<std::string>{"ro", "allow_other", "max_read=131072"});
 }
 
@@ -56,6 +58,12 @@ TEST_CASE("mount options: bad values and unknown flags are clear errors") {
   {
     const char* argv[] = {"dfs-fuse", "h:1:/v", "/mnt", "-o", "absorb=yes"};
     CHECK_FALSE(parseMountOptions(5, argv).ok());
+  }
+  {
+    const char* argv[] = {"dfs-fuse", "h:1:/v", "/mnt", "-o", "direct_writes"};
+    auto r = parseMountOptions(5, argv);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message.find("direct_writes") != std::string::npos);
   }
   {
     const char* argv[] = {"dfs-fuse", "h:1:/v", "/mnt", "-o", "log_level=loud"};
