@@ -194,11 +194,14 @@ void opInit(void* userdata, fuse_conn_info* conn) {
   auto* c = static_cast<FuseContext*>(userdata);
   c->directWritesCoherent =
       conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 39);
-  spdlog::info("fuse: protocol {}.{}, max_write {}, max_readahead {}, readdirplus {}, direct "
-               "writes {}",
-               conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
-               (conn->want & FUSE_CAP_READDIRPLUS) != 0,
-               !c->directWrites ? "off" : c->directWritesCoherent ? "on" : "off (needs FUSE 7.39)");
+  spdlog::info(
+      "fuse: protocol {}.{}, max_write {}, max_readahead {}, readdirplus {}, direct "
+      "writes {}",
+      conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
+      (conn->want & FUSE_CAP_READDIRPLUS) != 0,
+      !c->directWrites          ? "off"
+      : c->directWritesCoherent ? "on"
+                                : "off (needs FUSE 7.39)");
 }
 
 void opDestroy(void* userdata) {

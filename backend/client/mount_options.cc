@@ -81,10 +81,10 @@ Status applyOption(MountOptions& o, const std::string& opt) {
   auto eq = opt.find('=');
   std::string key = eq == std::string::npos ? opt : opt.substr(0, eq);
   std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
-  static const std::set<std::string> kValued = {"op_timeout", "entry_timeout", "attr_timeout",
-                                                "log_level", "metrics_listen", "cache_dir",
-                                                "dirty_limit", "absorb", "read_ahead", "direct_writes",
-                                                "delegated_timeout"};
+  static const std::set<std::string> kValued = {"op_timeout",    "entry_timeout",    "attr_timeout",
+                                                "log_level",     "metrics_listen",   "cache_dir",
+                                                "dirty_limit",   "absorb",           "read_ahead",
+                                                "direct_writes", "delegated_timeout"};
   if (kValued.count(key) && eq == std::string::npos) {
     return Status::error(Code::INVALID, "option " + key + " needs a value (" + key + "=...)");
   }
@@ -202,7 +202,8 @@ Result<MountOptions> parseMountOptions(int argc, const char* const* argv) {
 }
 
 std::string mountUsage(const std::string& program) {
-  return "Usage: " + program + " META_HOST:PORT:/VOLUME MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
+  return "Usage: " + program +
+         " META_HOST:PORT:/VOLUME MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
          "Mounts the DFS volume VOLUME served by the metadata node at META_HOST:PORT.\n"
          "Also works as a mount helper: mount -t fuse.dfs-fuse 127.0.0.1:7000:/default /mnt\n"
          "\n"

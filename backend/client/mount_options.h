@@ -37,7 +37,7 @@ struct MountOptions {
   uint64_t dirtyLimitBytes = 256ull << 20;  // buffered, uncommitted bytes before writers wait
   uint64_t readAheadBytes = 1ull << 20;  // kernel read-ahead window (0: the kernel's own)
   bool absorb = true;  // absorbed namespace changes in delegated directories (Absorber)
-  bool directWrites = true;  // write-only opens in FUSE direct-I/O mode (fuse_ops.h)
+  bool directWrites = true;              // write-only opens in FUSE direct-I/O mode (fuse_ops.h)
   std::vector<std::string> fuseOptions;  // -o options passed through to FUSE
   bool debug = false;                    // -d: FUSE debug output (implies -f)
 };

@@ -26,7 +26,10 @@ TEST_CASE("mount source splits at the last ':/'") {
 }
 
 TEST_CASE("mount options: dfs options are consumed, others pass through") {
-  const char* argv[] = {"dfs-fuse", "127.0.0.1:7000:/default", "/mnt", "-o",
+  const char* argv[] = {"dfs-fuse",
+                        "127.0.0.1:7000:/default",
+                        "/mnt",
+                        "-o",
                         "ro,op_timeout=2.5,entry_timeout=0,attr_timeout=3,log_level=debug,log_json,"
                         "allow_other,_netdev,max_read=131072,absorb=0,delegated_timeout=90,"
                         "direct_writes=0",
