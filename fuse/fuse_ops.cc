@@ -239,13 +239,13 @@ void forgetOne(FuseContext& c, fuse_ino_t ino, uint64_t nlookup) {
   }
 }
 
-// Close-to-open: may the kernel keep the pages it cached for `attr.ino`? Only
-// if they hold exactly this data version; records the version either way.
 // A write-only open bypasses the page cache (FuseContext::directWrites).
 bool directWrite(FuseContext& c, int flags) {
   return c.directWrites && c.directWritesCoherent && (flags & O_ACCMODE) == O_WRONLY;
 }
 
+// Close-to-open: may the kernel keep the pages it cached for `attr.ino`? Only
+// if they hold exactly this data version; records the version either way.
 bool keepCache(FuseContext& c, const Attr& attr, bool truncated) {
   std::lock_guard<std::mutex> lock(c.cacheMu);
   auto [it, inserted] = c.kernelCachedVersion.try_emplace(attr.ino, attr.dataVersion);
