@@ -143,7 +143,7 @@ std::vector<Status> DataPath::flushClosed(const std::vector<std::shared_ptr<File
     {
       std::lock_guard<std::mutex> lock(f.mu);
       batchable = f.attrKnown && f.attr.size == 0 && mapEnd(f.flushing) <= kBatchFileBytes;
-      mtime = f.lastWriteNs;
+      mtime = commitMtime(f);
       baseVersion = f.dirtyBase;
     }
     if (!batchable) {
@@ -282,7 +282,7 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
   {
     std::lock_guard<std::mutex> lock(f.mu);
     committedSize = f.attrKnown ? f.attr.size : 0;
-    mtime = f.lastWriteNs;
+    mtime = commitMtime(f);
     baseVersion = f.dirtyBase;
     if (!f.attrKnown) {
       // Unknown committed size (should not happen after open): ask.

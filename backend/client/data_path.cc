@@ -213,6 +213,7 @@ std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& 
   if (change.setGid) p.gid = change.gid, p.setGid = true;
   if (change.setAtime) p.atimeNs = change.atimeNs, p.setAtime = true;
   if (change.setMtime) p.mtimeNs = change.mtimeNs, p.setMtime = true;
+  if (change.setMtime) f->mtimeSet = change.mtimeNs;
   p.ctimeNs = now;
   f->pendingCaller = caller;
   f->attrsPending = true;
@@ -249,6 +250,7 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
     if (f->dirty.empty() && f->flushing.empty()) f->dirtyBase = f->seenVersion;
     // A write after a deferred utimens sets mtime to its own time (POSIX).
     if (f->attrsPending) f->pendingSet.setMtime = false;
+    f->mtimeSet.reset();
     f->dirty.write(offset, std::string_view(data, size));
     markActive(ino);
     f->lastWriteNs = now;

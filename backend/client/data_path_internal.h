@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -103,6 +104,11 @@ struct DataPath::FileState {
   bool attrKnown = false;
   Attr attr;                     // last committed attributes seen
   int64_t lastWriteNs = 0;
+  // An explicit mtime (utimens) absorbed after the last write: every commit of
+  // bytes written before it carries it, not their write time (a bounded
+  // flush may send the change and leave a tail for a later commit). A write
+  // clears it: it sets mtime to its own time (POSIX).
+  std::optional<int64_t> mtimeSet;
   int64_t firstDirtyNs = 0;
   uint64_t accounted = 0;        // bytes counted in DataPath::dirtyBytes_
   Status error;                  // first failed background flush, reported by flush()
@@ -166,10 +172,15 @@ inline void patchLocked(const DataPath::FileState& f, Attr* attr) {
   uint64_t end = std::max(f.dirty.end(), mapEnd(f.flushing));
   if (attr->size < end) attr->size = end;
   if (!f.dirty.empty() || !f.flushing.empty()) {
-    attr->mtimeNs = std::max(attr->mtimeNs, f.lastWriteNs);
+    attr->mtimeNs = f.mtimeSet ? *f.mtimeSet : std::max(attr->mtimeNs, f.lastWriteNs);
     attr->ctimeNs = std::max(attr->ctimeNs, f.lastWriteNs);
   }
   if (f.attrsPending) overlayAttrs(f.pendingSet, f.pendingCaller, attr);
+}
+
+// REQUIRES: f.mu held. The mtime a commit of the file's buffered bytes sets.
+inline int64_t commitMtime(const DataPath::FileState& f) {
+  return f.mtimeSet ? *f.mtimeSet : f.lastWriteNs;
 }
 
 // The seq a commit of `journaled` makes durable: every record at or below it is

@@ -156,6 +156,25 @@ with open(p("sem", "t"), "r+b") as f:
     f.write(b"mid")
 check(read(p("sem", "t"))[95:110] == b"\0" * 5 + b"mid" + b"\0" * 7, "overwrite in the middle")
 
+# --- an explicit mtime outlives the commit of bytes written before it ------------------------------
+# The utimens is deferred to the next commit (the file has buffered bytes); the flusher's scan then
+# commits the buffer (older than 3 s, last written 0.2 s ago: not final), which sends the change and
+# keeps the bytes after the last chunk cut for the commit at close. That later commit must not set
+# mtime back to the time of the write.
+mt = p("sem", "mtime-tail")
+fd = os.open(mt, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, os.urandom(1 << 20))
+time.sleep(2.8)
+os.write(fd, os.urandom(5000))
+EXPLICIT_MTIME = 1638620127796403210
+os.utime(fd, ns=(EXPLICIT_MTIME, EXPLICIT_MTIME))
+check(os.fstat(fd).st_mtime_ns == EXPLICIT_MTIME, "utimens on a file with buffered bytes")
+time.sleep(2.0)
+check(os.fstat(fd).st_mtime_ns == EXPLICIT_MTIME, "the mtime stays while the tail is buffered")
+os.close(fd)
+time.sleep(0.5)
+check(os.stat(mt).st_mtime_ns == EXPLICIT_MTIME, "the commit of the tail keeps the explicit mtime")
+
 # --- xattrs ------------------------------------------------------------------------------------
 x = p("sem", "h2")
 os.setxattr(x, "user.colour", b"blue")

@@ -19,6 +19,7 @@ mount_volume "$MNT"
 [ "$(stat -c %h "$MNT/sem/h2")" -eq 2 ] || fail "link count after remount"
 [ "$(getfattr --only-values -n user.size "$MNT/sem/h2" | wc -c)" -eq 300 ] || fail "xattr after remount"
 (cd "$MNT/coherence" && sha256sum --quiet -c expected.sha) || fail "directly written files after remount"
+[ "$(stat -c %Y "$MNT/sem/mtime-tail")" = 1638620127 ] || fail "explicit mtime after remount"
 step "the same with direct_writes=0 (through the page cache)"
 unmount_volume "$MNT"
 mount_volume "$MNT" default direct_writes=0
