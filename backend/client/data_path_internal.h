@@ -3,12 +3,11 @@
 // helpers both halves use. Not part of DataPath's interface.
 #pragma once
 
-#include <atomic>
-
 #include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
