@@ -192,16 +192,17 @@ void opInit(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->max_write = 1u << 20;
   auto* c = static_cast<FuseContext*>(userdata);
-  c->directWritesCoherent =
-      conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 39);
+  bool wanted = c->directWrites;
+  bool coherent = conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 39);
+  c->directWrites = wanted && coherent;
   spdlog::info(
       "fuse: protocol {}.{}, max_write {}, max_readahead {}, readdirplus {}, direct "
       "writes {}",
       conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
       (conn->want & FUSE_CAP_READDIRPLUS) != 0,
-      !c->directWrites          ? "off"
-      : c->directWritesCoherent ? "on"
-                                : "off (needs FUSE 7.39)");
+      !wanted    ? "off"
+      : coherent ? "on"
+                 : "off (needs FUSE 7.39)");
 }
 
 void opDestroy(void* userdata) {
@@ -241,7 +242,7 @@ void forgetOne(FuseContext& c, fuse_ino_t ino, uint64_t nlookup) {
 
 // A write-only open bypasses the page cache (FuseContext::directWrites).
 bool directWrite(FuseContext& c, int flags) {
-  return c.directWrites && c.directWritesCoherent && (flags & O_ACCMODE) == O_WRONLY;
+  return c.directWrites && (flags & O_ACCMODE) == O_WRONLY;
 }
 
 // Close-to-open: may the kernel keep the pages it cached for `attr.ino`? Only

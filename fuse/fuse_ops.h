@@ -38,10 +38,9 @@ struct FuseContext {
   // Such a file descriptor cannot be mapped, and from FUSE 7.39 (Linux 6.6) the
   // kernel drops the cached pages of a range before writing it directly, so
   // other opens of the file stay coherent; on older kernels writes go through
-  // the page cache as before. `directWrites` is the mount option; opInit sets
-  // `directWritesCoherent` from the kernel's protocol version.
-  bool directWrites = true;
-  std::atomic<bool> directWritesCoherent{false};
+  // the page cache as before. main() sets the mount option; opInit turns it
+  // off where the kernel's protocol version is older.
+  std::atomic<bool> directWrites{true};
 };
 
 const fuse_lowlevel_ops& fuseOps();

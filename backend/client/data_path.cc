@@ -212,8 +212,10 @@ std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& 
   if (change.setUid) p.uid = change.uid, p.setUid = true;
   if (change.setGid) p.gid = change.gid, p.setGid = true;
   if (change.setAtime) p.atimeNs = change.atimeNs, p.setAtime = true;
-  if (change.setMtime) p.mtimeNs = change.mtimeNs, p.setMtime = true;
-  if (change.setMtime) f->mtimeSet = change.mtimeNs;
+  if (change.setMtime) {
+    p.mtimeNs = change.mtimeNs, p.setMtime = true;
+    f->mtimeSet = change.mtimeNs;
+  }
   p.ctimeNs = now;
   f->pendingCaller = caller;
   f->attrsPending = true;
