@@ -1,7 +1,5 @@
 #include "backend/storage/extent_store.h"
 
-#include "backend/common/metrics.h"
-
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -13,9 +11,11 @@
 #include <cerrno>
 #include <cstring>
 #include <tuple>
+#include <unordered_set>
 
 #include "backend/common/clock.h"
 #include "backend/common/hash.h"
+#include "backend/common/metrics.h"
 #include "backend/storage/extent_store_internal.h"
 
 namespace dfs {
@@ -435,10 +435,15 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
   for (PutRequest* request : requests) {
     request->status = group.writeError;  // after a failed write, the rest is refused too
     if (!request->status.ok()) continue;
+    // Each id is looked up once: what is stored under it before this request.
+    const std::vector<FragmentWrite>& fragments = *request->fragments;
+    std::vector<std::optional<FragmentLocation>> before(fragments.size());
     uint64_t needed = 0;
-    for (const FragmentWrite& f : *request->fragments) {
-      auto existing = lookup(f.id);
-      if (!existing || existing->checksum != f.checksum) needed += kRecordHeaderSize + f.data.size();
+    for (size_t i = 0; i < fragments.size(); ++i) {
+      before[i] = lookup(fragments[i].id);
+      if (!before[i] || before[i]->checksum != fragments[i].checksum) {
+        needed += kRecordHeaderSize + fragments[i].data.size();
+      }
     }
     if (needed == 0) continue;
     Status s = checkSpace(used + group.appended, space.value().availableBytes - std::min(
@@ -448,29 +453,52 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
       request->status = s;
       continue;
     }
-    std::vector<std::pair<std::string, FragmentLocation>> appended;
-    for (const FragmentWrite& f : *request->fragments) {
-      auto existing = lookup(f.id);
-      bool duplicateInRequest = false;
-      for (const auto& a : appended) duplicateInRequest |= a.first == f.id && a.second.checksum == f.checksum;
-      if ((existing && existing->checksum == f.checksum) || duplicateInRequest) continue;
+    struct Appended {
+      std::string_view id;
+      FragmentLocation location;
+      size_t index;  // in fragments
+    };
+    std::vector<Appended> appended;
+    // (id, checksum) of the records appended for this request: a fragment sent
+    // twice in one request is stored once.
+    struct IdAndSum {
+      std::string_view id;
+      uint64_t checksum;
+      bool operator==(const IdAndSum& o) const { return checksum == o.checksum && id == o.id; }
+    };
+    struct IdAndSumHash {
+      size_t operator()(const IdAndSum& k) const {
+        return std::hash<std::string_view>()(k.id) ^ size_t(k.checksum);
+      }
+    };
+    std::unordered_set<IdAndSum, IdAndSumHash> inRequest;
+    inRequest.reserve(fragments.size());
+    for (size_t i = 0; i < fragments.size(); ++i) {
+      const FragmentWrite& f = fragments[i];
+      if (before[i] && before[i]->checksum == f.checksum) continue;
+      if (!inRequest.insert(IdAndSum{f.id, f.checksum}).second) continue;
       // f.data lives until this round is synced or rolled back: written from where it is.
       auto location = appendRecord(group, f.id, f.data, f.checksum, storedAt, /*borrowData=*/true);
       if (!location.ok()) {
         request->status = location.status();
         break;
       }
-      appended.emplace_back(std::string(f.id), location.value());
+      appended.push_back(Appended{f.id, location.value(), i});
     }
     if (!request->status.ok()) {
       // The request is refused as a whole; what it appended stays as garbage.
-      for (const auto& [id, location] : appended) {
-        group.info(location.extent).garbageBytes += location.recordSize();
+      for (const Appended& a : appended) {
+        group.info(a.location.extent).garbageBytes += a.location.recordSize();
       }
       continue;
     }
-    for (auto& [id, location] : appended) {
-      auto old = lookup(id);
+    for (const Appended& a : appended) {
+      const FragmentLocation& location = a.location;
+      // The id's location so far: staged by this group (earlier in this very
+      // request too, for an id sent twice with different bytes), else as before.
+      auto it = staged.find(a.id);
+      std::optional<FragmentLocation> old =
+          it != staged.end() ? std::optional(it->second) : before[a.index];
       if (old) {
         ExtentInfo& oldInfo = group.info(old->extent);
         oldInfo.liveBytes -= old->recordSize();
@@ -483,7 +511,11 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
       ExtentInfo& info = group.info(location.extent);
       info.liveBytes += location.recordSize();
       info.liveRecords += 1;
-      staged[id] = location;
+      if (it != staged.end()) {
+        it->second = location;
+      } else {
+        staged.emplace(std::string(a.id), location);
+      }
     }
   }
   txn.reset();
