@@ -22,14 +22,19 @@ std::optional<ChunkRecord> tryLoadChunk(WriteTxn& wtx, std::string_view id) {
   return std::move(decoded).value();
 }
 
-void insertChunk(WriteTxn& wtx, ChunkRecord record) {
-  record.refcount = 0;
-  record.zeroSinceNs = wtx.now();
+void insertChunk(WriteTxn& wtx, ChunkRecord record, uint32_t refs) {
+  record.refcount = refs;
+  record.zeroSinceNs = refs == 0 ? wtx.now() : 0;
   record.lastAccessNs = wtx.now();
   auto& stats = wtx.stats();
   stats.chunks += 1;
-  stats.unreferencedChunks += 1;
   stats.rawBytes += record.rawBytes();
+  if (refs == 0) {
+    stats.unreferencedChunks += 1;
+  } else {
+    stats.uniqueBytes += record.plainSize;
+    stats.compressedBytes += record.storedSize;
+  }
   wtx.put(wtx.dbs().chunks, record.id, encodeChunk(record));
 }
 

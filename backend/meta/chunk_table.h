@@ -20,8 +20,10 @@ std::optional<ChunkRecord> tryLoadChunk(const LmdbTxn& txn, const MetaStore::Dbs
                                         std::string_view id);
 std::optional<ChunkRecord> tryLoadChunk(WriteTxn& wtx, std::string_view id);
 
-// Adds a chunk with refcount 0 (REQUIRES: not present). Counts its raw bytes.
-void insertChunk(WriteTxn& wtx, ChunkRecord record);
+// Adds a chunk with `refs` references (REQUIRES: not present): one write of
+// its row. Counts its raw bytes, and with refs > 0 its unique and compressed
+// bytes; with 0 it starts its grace period.
+void insertChunk(WriteTxn& wtx, ChunkRecord record, uint32_t refs = 0);
 // refcount += 1 (REQUIRES: the chunk exists); revives a chunk awaiting GC.
 void addChunkRef(WriteTxn& wtx, const std::string& id);
 // refcount -= 1; at 0 the chunk starts its grace period.

@@ -18,7 +18,10 @@ constexpr size_t kMaxExtentsPerCommit = 1 << 20;
 std::string extentKey(uint64_t ino, uint64_t offset) { return u64PairKey(ino, offset); }
 
 // Adds (sign = +1) or removes (-1) the statistics and references of one extent.
-void account(WriteTxn& wtx, InodeRecord& inode, const ExtentRecord& e, int sign) {
+// `refCounted`: the chunk's row already counts this extent (commitWrite inserts
+// new chunks with their references).
+void account(WriteTxn& wtx, InodeRecord& inode, const ExtentRecord& e, int sign,
+             bool refCounted = false) {
   auto& stats = wtx.stats();
   if (sign > 0) {
     stats.logicalBytes += e.length;
@@ -36,15 +39,15 @@ void account(WriteTxn& wtx, InodeRecord& inode, const ExtentRecord& e, int sign)
       stats.compressedBytes -= e.length;
     }
   } else if (sign > 0) {
-    addChunkRef(wtx, e.chunkId);
+    if (!refCounted) addChunkRef(wtx, e.chunkId);
   } else {
     dropChunkRef(wtx, e.chunkId);
   }
 }
 
-void putExtent(WriteTxn& wtx, InodeRecord& inode, const ExtentRecord& e) {
+void putExtent(WriteTxn& wtx, InodeRecord& inode, const ExtentRecord& e, bool refCounted = false) {
   wtx.put(wtx.dbs().extents, extentKey(inode.ino, e.fileOffset), encodeExtent(e));
-  account(wtx, inode, e, +1);
+  account(wtx, inode, e, +1, refCounted);
 }
 
 }  // namespace
@@ -186,6 +189,11 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
 
   // Validate every extent and find the chunks it needs before changing anything.
   std::map<std::string, uint32_t> plainSizes;  // known or offered chunks
+  std::set<std::string> known;                 // of those, already in the table
+  // Offered chunks not in the table that extents name, with how many: their
+  // rows are written once, with the references already counted (not inserted
+  // and then looked up and rewritten for each reference).
+  std::map<std::string, uint32_t> freshRefs;
   std::set<std::string> missing;
   for (const auto& e : request.extents) {
     if (e.length == 0) return fail(Code::INVALID, "extent of length 0");
@@ -199,10 +207,12 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
       if (e.chunkId.size() != kChunkIdSize) return fail(Code::INVALID, "chunk id must be 32 bytes");
       auto it = plainSizes.find(e.chunkId);
       if (it == plainSizes.end()) {
-        if (auto known = tryLoadChunk(wtx, e.chunkId)) {
-          it = plainSizes.emplace(e.chunkId, known->plainSize).first;
+        if (auto stored = tryLoadChunk(wtx, e.chunkId)) {
+          it = plainSizes.emplace(e.chunkId, stored->plainSize).first;
+          known.insert(e.chunkId);
         } else if (auto o = offered.find(e.chunkId); o != offered.end()) {
           it = plainSizes.emplace(e.chunkId, o->second->plainSize).first;
+          freshRefs.emplace(e.chunkId, 0);
         } else {
           missing.insert(e.chunkId);
           continue;
@@ -219,13 +229,26 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
                 std::to_string(missing.size()) + " referenced chunks are not stored; re-upload");
   }
 
+  for (const auto& e : request.extents) {
+    if (e.kind != ExtentRecord::Kind::kChunk) continue;
+    if (auto fresh = freshRefs.find(e.chunkId); fresh != freshRefs.end()) fresh->second += 1;
+  }
+  std::set<std::string> inserted;
   for (const auto& chunk : request.newChunks) {
-    if (!wtx.get(wtx.dbs().chunks, chunk.id)) insertChunk(wtx, chunk);
+    if (known.count(chunk.id) || !inserted.insert(chunk.id).second) continue;
+    if (auto fresh = freshRefs.find(chunk.id); fresh != freshRefs.end()) {
+      insertChunk(wtx, chunk, fresh->second);  // validation found no row
+    } else if (!wtx.get(wtx.dbs().chunks, chunk.id)) {
+      insertChunk(wtx, chunk);  // offered but named by no extent
+    }
   }
   uint64_t maxEnd = 0;
   for (const auto& e : request.extents) {
+    // An earlier extent of this commit that this one overlaps drops its
+    // reference here, from the row inserted above.
     removeExtents(wtx, inode, e.fileOffset, e.end());
-    if (e.kind != ExtentRecord::Kind::kHole) putExtent(wtx, inode, e);
+    bool counted = e.kind == ExtentRecord::Kind::kChunk && freshRefs.count(e.chunkId) > 0;
+    if (e.kind != ExtentRecord::Kind::kHole) putExtent(wtx, inode, e, counted);
     maxEnd = std::max(maxEnd, e.end());
   }
   uint64_t newSize = request.setSize ? request.newSize : std::max(inode.size, request.newSize);

@@ -220,6 +220,53 @@ TEST_CASE("stats: dedup arithmetic over shared chunks") {
   CHECK(t.node->store().stats().unreferencedChunks == 1);
 }
 
+TEST_CASE("stats: a commit's new chunks start with the references its extents make") {
+  TempNode t;
+  auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
+  // A twice, B once then overlapped by a later extent of the same commit, C past
+  // the size the commit sets, D offered but named by no extent, E offered twice.
+  auto r = commit(t, f.ino,
+                  {chunkExtent(0, 100, 'A'), chunkExtent(100, 100, 'A'), chunkExtent(200, 100, 'B'),
+                   chunkExtent(200, 100, 'E'), chunkExtent(400, 100, 'C')},
+                  {makeChunk('A', 100), makeChunk('B', 100), makeChunk('C', 100),
+                   makeChunk('D', 100, 40), makeChunk('E', 100), makeChunk('E', 100)},
+                  300, /*setSize=*/true);
+  REQUIRE(r.status.ok());
+  CHECK(r.inode.size == 300);
+  CHECK(r.inode.storedBytes == 300);
+  CHECK(refcount(t, 'A') == 2);
+  CHECK(refcount(t, 'B') == 0);
+  CHECK(refcount(t, 'C') == 0);
+  CHECK(refcount(t, 'D') == 0);
+  CHECK(refcount(t, 'E') == 1);
+  auto s = t.node->store().stats();
+  CHECK(s.chunks == 5);
+  CHECK(s.unreferencedChunks == 3);  // B, C, D: collected after their grace period
+  CHECK(s.logicalBytes == 300);
+  CHECK(s.uniqueBytes == 200);  // A and E
+  CHECK(s.compressedBytes == 200);
+  {
+    LmdbTxn txn(t.node->store().env(), LmdbTxn::Mode::kRead);
+    for (char seed : {'B', 'C', 'D'}) {
+      auto c = tryLoadChunk(txn, t.node->store().dbs(), std::string(32, seed));
+      REQUIRE(c);
+      CHECK(c->zeroSinceNs != 0);
+    }
+    CHECK(tryLoadChunk(txn, t.node->store().dbs(), std::string(32, 'A'))->zeroSinceNs == 0);
+  }
+  // A stored chunk offered again is referenced, not inserted twice.
+  auto g = t.ns().mknod(t.root(), "g", S_IFREG | 0644, 0, kUser).value();
+  REQUIRE(commit(t, g.ino, {chunkExtent(0, 100, 'B')}, {makeChunk('B', 100)}, 100).status.ok());
+  CHECK(refcount(t, 'B') == 1);
+  s = t.node->store().stats();
+  CHECK(s.chunks == 5);
+  CHECK(s.unreferencedChunks == 2);
+  CHECK(s.uniqueBytes == 300);
+  t.reopen();
+  CHECK(t.node->store().stats().uniqueBytes == 300);
+  CHECK(t.node->store().stats().unreferencedChunks == 2);
+}
+
 TEST_CASE("chunks: last access is noted on read and flushed lazily") {
   TempNode t;
   auto f = t.ns().mknod(t.root(), "f", S_IFREG | 0644, 0, kUser).value();
