@@ -188,11 +188,10 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
   }
 
   // Validate every extent and find the chunks it needs before changing anything.
-  std::map<std::string, uint32_t> plainSizes;  // known or offered chunks
-  std::set<std::string> known;                 // of those, already in the table
-  // Offered chunks not in the table that extents name, with how many: their
-  // rows are written once, with the references already counted (not inserted
-  // and then looked up and rewritten for each reference).
+  std::map<std::string, uint32_t> plainSizes;  // stored or offered chunks
+  // Of those, the offered chunks not in the table, with how many extents name
+  // them: their rows are written once, with the references already counted
+  // (not inserted and then looked up and rewritten for each reference).
   std::map<std::string, uint32_t> freshRefs;
   std::set<std::string> missing;
   for (const auto& e : request.extents) {
@@ -209,7 +208,6 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
       if (it == plainSizes.end()) {
         if (auto stored = tryLoadChunk(wtx, e.chunkId)) {
           it = plainSizes.emplace(e.chunkId, stored->plainSize).first;
-          known.insert(e.chunkId);
         } else if (auto o = offered.find(e.chunkId); o != offered.end()) {
           it = plainSizes.emplace(e.chunkId, o->second->plainSize).first;
           freshRefs.emplace(e.chunkId, 0);
@@ -221,6 +219,7 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
       if (uint64_t(e.chunkOffset) + e.length > it->second) {
         return fail(Code::INVALID, "extent reaches past the end of its chunk");
       }
+      if (auto fresh = freshRefs.find(e.chunkId); fresh != freshRefs.end()) fresh->second += 1;
     }
   }
   if (!missing.empty()) {
@@ -229,18 +228,11 @@ CommitResult commitWrite(MetaStore& store, const CommitRequest& request) {
                 std::to_string(missing.size()) + " referenced chunks are not stored; re-upload");
   }
 
-  for (const auto& e : request.extents) {
-    if (e.kind != ExtentRecord::Kind::kChunk) continue;
-    if (auto fresh = freshRefs.find(e.chunkId); fresh != freshRefs.end()) fresh->second += 1;
-  }
-  std::set<std::string> inserted;
+  for (const auto& [id, refs] : freshRefs) insertChunk(wtx, *offered.at(id), refs);
   for (const auto& chunk : request.newChunks) {
-    if (known.count(chunk.id) || !inserted.insert(chunk.id).second) continue;
-    if (auto fresh = freshRefs.find(chunk.id); fresh != freshRefs.end()) {
-      insertChunk(wtx, chunk, fresh->second);  // validation found no row
-    } else if (!wtx.get(wtx.dbs().chunks, chunk.id)) {
-      insertChunk(wtx, chunk);  // offered but named by no extent
-    }
+    // Offered but named by no extent: stored unreferenced, unless it is stored.
+    if (!plainSizes.count(chunk.id) && !wtx.get(wtx.dbs().chunks, chunk.id))
+      insertChunk(wtx, chunk);
   }
   uint64_t maxEnd = 0;
   for (const auto& e : request.extents) {

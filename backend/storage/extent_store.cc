@@ -33,6 +33,18 @@ namespace {
 
 using namespace extent_store;
 
+// A fragment of a put request: its id and the checksum of its bytes.
+struct IdAndSum {
+  std::string_view id;
+  uint64_t checksum;
+  bool operator==(const IdAndSum& o) const { return checksum == o.checksum && id == o.id; }
+};
+struct IdAndSumHash {
+  size_t operator()(const IdAndSum& k) const {
+    return std::hash<std::string_view>()(k.id) ^ size_t(k.checksum);
+  }
+};
+
 Status makeDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
     return errnoStatus("mkdir " + path, errno);
@@ -459,18 +471,8 @@ void ExtentStore::putGroup(std::vector<PutRequest*>& requests) {
       size_t index;  // in fragments
     };
     std::vector<Appended> appended;
-    // (id, checksum) of the records appended for this request: a fragment sent
-    // twice in one request is stored once.
-    struct IdAndSum {
-      std::string_view id;
-      uint64_t checksum;
-      bool operator==(const IdAndSum& o) const { return checksum == o.checksum && id == o.id; }
-    };
-    struct IdAndSumHash {
-      size_t operator()(const IdAndSum& k) const {
-        return std::hash<std::string_view>()(k.id) ^ size_t(k.checksum);
-      }
-    };
+    // The records appended for this request: a fragment sent twice in one
+    // request is stored once.
     std::unordered_set<IdAndSum, IdAndSumHash> inRequest;
     inRequest.reserve(fragments.size());
     for (size_t i = 0; i < fragments.size(); ++i) {
