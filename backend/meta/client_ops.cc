@@ -1,10 +1,14 @@
 #include "backend/meta/client_ops.h"
 
+#include <spdlog/spdlog.h>
+
 namespace dfs::meta {
 
 namespace {
 // Value of a `replies` entry: version byte, then the reply's Cap'n Proto flat
 // message. Value of a `journals` entry: version byte, seq (u64), time (i64 ns).
+// Value of a `clients` entry: version byte, time of the client's last stored
+// reply or journal mark (i64 ns).
 std::string encodeJournalMark(uint64_t seq, int64_t ns) {
   Encoder e;
   e.u8(kFormatVersion);
@@ -21,6 +25,26 @@ uint64_t decodeJournalSeq(std::string_view value) {
   return d.ok() && version == kFormatVersion ? seq : 0;
 }
 
+std::string encodeSeen(int64_t ns) {
+  Encoder e;
+  e.u8(kFormatVersion);
+  e.i64(ns);
+  return e.take();
+}
+
+// The stamp of a `clients` entry; nullopt when it does not decode.
+std::optional<int64_t> decodeSeen(std::string_view value) {
+  Decoder d(value);
+  uint8_t version = d.u8();
+  int64_t ns = d.i64();
+  if (!d.ok() || version != kFormatVersion || !d.atEnd()) return std::nullopt;
+  return ns;
+}
+
+// A client's stamp is rewritten at most this often: a busy client costs a read
+// per operation, not a write.
+constexpr int64_t kSeenResolutionNs = int64_t(60) * 1000000000;
+
 size_t dropRange(WriteTxn& wtx, MDB_dbi dbi, uint64_t client, uint64_t below) {
   size_t n = 0;
   LmdbCursor cursor(wtx.txn(), dbi);
@@ -33,6 +57,16 @@ size_t dropRange(WriteTxn& wtx, MDB_dbi dbi, uint64_t client, uint64_t below) {
   return n;
 }
 }  // namespace
+
+void ClientOps::touch(WriteTxn& wtx, uint64_t client) {
+  int64_t now = store_.now();
+  std::string key = u64Key(client);
+  if (auto v = wtx.get(store_.dbs().clients, key)) {
+    auto seen = decodeSeen(*v);
+    if (seen && *seen <= now && now - *seen < kSeenResolutionNs) return;
+  }
+  wtx.put(store_.dbs().clients, key, encodeSeen(now));
+}
 
 std::optional<std::string> ClientOps::reply(uint64_t client, uint64_t seq) {
   WriteTxn wtx(store_);  // sees the open batch
@@ -50,12 +84,14 @@ Status ClientOps::remember(uint64_t client, uint64_t seq, uint64_t doneBelow,
   std::string value(1, char(kFormatVersion));
   value.append(reply.data(), reply.size());
   wtx.put(store_.dbs().replies, u64PairKey(client, seq), value);
+  touch(wtx, client);
   return wtx.commit();
 }
 
 Status ClientOps::noteJournal(uint64_t journal, uint64_t ino, uint64_t seq) {
   WriteTxn wtx(store_);
   std::string key = u64PairKey(journal, ino);
+  touch(wtx, journal);  // a retried old commit, too: the client is alive
   if (auto v = wtx.get(store_.dbs().journals, key); v && decodeJournalSeq(*v) >= seq) {
     return wtx.commit();
   }
@@ -80,9 +116,49 @@ Result<size_t> ClientOps::forget(uint64_t client) {
   WriteTxn wtx(store_);
   size_t n = dropRange(wtx, store_.dbs().replies, client, UINT64_MAX);
   n += dropRange(wtx, store_.dbs().journals, client, UINT64_MAX);
+  wtx.del(store_.dbs().clients, u64Key(client));
   Status status = wtx.commit();
   if (!status.ok()) return status;
   return n;
+}
+
+Result<size_t> ClientOps::expire(int64_t idleNs) {
+  int64_t now = store_.now();
+  std::vector<uint64_t> idle;
+  {
+    WriteTxn wtx(store_);  // sees the open batch
+    // Clients with rows but no stamp (stored before the `clients` table
+    // existed, or a stamp that does not decode) are stamped now: they expire
+    // one retention period from here.
+    std::vector<uint64_t> unstamped;
+    for (MDB_dbi dbi : {store_.dbs().replies, store_.dbs().journals}) {
+      LmdbCursor cursor(wtx.txn(), dbi);
+      for (cursor.first(); cursor.valid();) {
+        uint64_t client = readBigEndian64(cursor.key(), 0);
+        auto v = wtx.get(store_.dbs().clients, u64Key(client));
+        if (!v || !decodeSeen(*v)) unstamped.push_back(client);
+        if (client == UINT64_MAX) break;
+        cursor.seek(u64Key(client + 1));
+      }
+    }
+    for (uint64_t client : unstamped)
+      wtx.put(store_.dbs().clients, u64Key(client), encodeSeen(now));
+    LmdbCursor cursor(wtx.txn(), store_.dbs().clients);
+    for (cursor.first(); cursor.valid(); cursor.next()) {
+      auto seen = decodeSeen(cursor.value());
+      if (seen && *seen <= now - idleNs) idle.push_back(readBigEndian64(cursor.key(), 0));
+    }
+    Status status = wtx.commit();
+    if (!status.ok()) return status;
+  }
+  for (uint64_t client : idle) {
+    auto dropped = forget(client);
+    if (!dropped.ok()) return dropped.status();
+    spdlog::info(
+        "client {:016x} idle for longer than {} s: dropped its {} stored replies and journal marks",
+        client, idleNs / 1000000000, dropped.value());
+  }
+  return idle.size();
 }
 
 }  // namespace dfs::meta

@@ -8,7 +8,10 @@
 //    made durable (`journals` table), read back by a client replaying its
 //    journal after a crash so that replay is idempotent.
 // forget() drops both once the client has no use for them (clean unmount,
-// journal replayed). Byte layouts: docs/formats.md.
+// journal replayed). A client that never comes back (its host or its cache
+// directory is gone) would keep them forever: each client's last activity is
+// stamped in `clients`, and expire() forgets the clients idle for longer than
+// the retention (MetaConfig::clientRetentionNs). Byte layouts: docs/formats.md.
 //
 // Thread: the metadata node's event-loop thread.
 #pragma once
@@ -39,8 +42,15 @@ class ClientOps {
   std::vector<uint64_t> journalApplied(uint64_t journal, const std::vector<uint64_t>& inodes);
   // Drops every reply and journal mark of the client; returns how many.
   Result<size_t> forget(uint64_t client);
+  // Forgets every client with no reply or journal mark stored for `idleNs`;
+  // returns how many clients. Rows without a stamp (older stores) are stamped
+  // now.
+  Result<size_t> expire(int64_t idleNs);
 
  private:
+  // Stamps the client's last activity (at most once a minute per client).
+  void touch(WriteTxn& wtx, uint64_t client);
+
   MetaStore& store_;
 };
 

@@ -33,10 +33,13 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"data-dir", "", "directory of the metadata store (required)"},
       {"listen", "127.0.0.1:7000", "address to serve RPC on (host:port)"},
       {"default-volume", "default", "volume created on first start; empty: none"},
-      {"node-timeout", "5s", "time without heartbeat before a storage node is down (ms, or with s/m/h)"},
+      {"node-timeout", "5s",
+       "time without heartbeat before a storage node is down (ms, or with s/m/h)"},
       {"session-lease", "30s", "time a client session lives without keepalive"},
       {"gc-grace", "1h", "time an unreferenced chunk or orphan fragment is kept before GC"},
       {"gc-interval", "10m", "time between periodic garbage collections (0: never)"},
+      {"client-retention", "720h",
+       "time a client that stopped calling keeps its stored replies and journal marks (30 days)"},
       {"map-size", "64G", "maximum size of the LMDB data file"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines", true},
@@ -102,10 +105,16 @@ int main(int argc, char** argv) {
   if (!readDuration(options, "node-timeout", &config.nodeTimeoutNs, &error) ||
       !readDuration(options, "session-lease", &config.sessionLeaseNs, &error) ||
       !readDuration(options, "gc-grace", &config.gcGraceNs, &error) ||
-      !readDuration(options, "gc-interval", &config.gcIntervalNs, &error)) {
+      !readDuration(options, "gc-interval", &config.gcIntervalNs, &error) ||
+      !readDuration(options, "client-retention", &config.clientRetentionNs, &error)) {
     return badConfig(error);
   }
   if (config.sessionLeaseNs < 1000000000) return badConfig("--session-lease must be at least 1s");
+  // A client killed mid-write replays its journal when it mounts again; its
+  // marks must outlive any plausible downtime of a client host.
+  if (config.clientRetentionNs < int64_t(3600) * 1000000000) {
+    return badConfig("--client-retention must be at least 1h");
+  }
   auto mapSize = options.getSize("map-size");
   if (!mapSize.ok() || mapSize.value() < (uint64_t(1) << 20)) {
     return badConfig("--map-size must be a size of at least 1M, got '" + options.get("map-size") + "'");

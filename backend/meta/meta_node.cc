@@ -88,6 +88,12 @@ kj::Promise<void> MetaNode::tick() {
     nextAccessFlushNs_ = now + kAccessFlushIntervalNs;
     flushChunkAccessTimes(*store_);
   }
+  if (now >= nextClientExpiryNs_) {
+    nextClientExpiryNs_ = now + kClientExpiryIntervalNs;
+    auto forgotten = clientOps_.expire(config_.clientRetentionNs);
+    if (!forgotten.ok())
+      spdlog::error("expiry of idle clients failed: {}", forgotten.status().message);
+  }
   if (config_.gcIntervalNs > 0 && now >= nextGcNs_ && !gc_.running()) {
     nextGcNs_ = now + config_.gcIntervalNs;
     // Runs in the background; the tick loop does not wait for it.

@@ -34,6 +34,9 @@ struct MetaConfig {
   int64_t gcGraceNs = int64_t(3600) * 1000000000;
   int64_t gcIntervalNs = int64_t(600) * 1000000000;
   size_t mapSize = size_t(64) << 30;
+  // A client with no reply or journal mark stored for this long is forgotten
+  // (ClientOps::expire), checked every kClientExpiryIntervalNs.
+  int64_t clientRetentionNs = int64_t(30) * 24 * 3600 * 1000000000;
   // true: every commit fdatasyncs its data pages (MDB_NOMETASYNC; the meta page
   // follows with the next commit, Meta.sync or the periodic tick). false: no
   // fsync at all (tests only; a crash may lose recent commits).
@@ -106,6 +109,8 @@ class MetaNode {
   // Chunk last-access times are written at most this often (one transaction).
   static constexpr int64_t kAccessFlushIntervalNs = int64_t(60) * 1000000000;
   int64_t nextAccessFlushNs_ = 0;
+  static constexpr int64_t kClientExpiryIntervalNs = int64_t(3600) * 1000000000;
+  int64_t nextClientExpiryNs_ = 0;
 };
 
 }  // namespace dfs::meta

@@ -374,18 +374,19 @@ int64_t MetaStore::defaultNow() { return nowNs(); }
 
 Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, size_t mapSize,
                                                    unsigned lmdbFlags) {
-  auto env = LmdbEnv::open(dir, mapSize,
-                           {"inodes", "dirents", "extents", "xattrs", "chunks", "volumes", "nodes",
-                            "sessions", "opens", "openers", "orphans", "counters", "replies", "journals"},
-                           lmdbFlags);
+  auto env = LmdbEnv::open(
+      dir, mapSize,
+      {"inodes", "dirents", "extents", "xattrs", "chunks", "volumes", "nodes", "sessions", "opens",
+       "openers", "orphans", "counters", "replies", "journals", "clients"},
+      lmdbFlags);
   if (!env.ok()) return env.status();
   std::unique_ptr<MetaStore> store(new MetaStore());
   store->env_ = std::move(env).value();
   auto& e = *store->env_;
-  store->dbs_ = Dbs{e.dbi("inodes"),   e.dbi("dirents"),  e.dbi("extents"), e.dbi("xattrs"),
-                    e.dbi("chunks"),   e.dbi("volumes"),  e.dbi("nodes"),   e.dbi("sessions"),
-                    e.dbi("opens"),    e.dbi("openers"),  e.dbi("orphans"), e.dbi("counters"),
-                    e.dbi("replies"),  e.dbi("journals")};
+  store->dbs_ = Dbs{e.dbi("inodes"),  e.dbi("dirents"),  e.dbi("extents"), e.dbi("xattrs"),
+                    e.dbi("chunks"),  e.dbi("volumes"),  e.dbi("nodes"),   e.dbi("sessions"),
+                    e.dbi("opens"),   e.dbi("openers"),  e.dbi("orphans"), e.dbi("counters"),
+                    e.dbi("replies"), e.dbi("journals"), e.dbi("clients")};
   LmdbTxn txn(e, LmdbTxn::Mode::kRead);
   if (!txn.status().ok()) return txn.status();
   if (auto v = txn.get(store->dbs_.counters, kStatsKey)) {

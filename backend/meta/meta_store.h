@@ -212,7 +212,7 @@ class MetaStore {
  public:
   struct Dbs {
     MDB_dbi inodes, dirents, extents, xattrs, chunks, volumes, nodes, sessions, opens, openers,
-        orphans, counters, replies, journals;
+        orphans, counters, replies, journals, clients;
   };
 
   // Opens or creates the store in `dir`. `mapSize` bounds the data file.

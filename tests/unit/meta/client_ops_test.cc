@@ -45,3 +45,78 @@ TEST_CASE("client ops: journal marks only rise, per (journal, inode), and surviv
   CHECK(reopened.journalApplied(5, {100, 101}) == std::vector<uint64_t>{0, 0});
   CHECK(reopened.journalApplied(6, {100}) == std::vector<uint64_t>{99});
 }
+
+TEST_CASE("client ops: a client idle past the retention is forgotten, an active one is kept") {
+  TempNode t;
+  const int64_t hour = int64_t(3600) * 1000000000;
+  auto& ops = t.node->clientOps();
+  // Client 5 (the vanished one): a reply and journal marks, then silence.
+  REQUIRE(ops.remember(5, 1, 0, "five").ok());
+  REQUIRE(ops.noteJournal(5, 100, 10).ok());
+  REQUIRE(ops.noteJournal(5, 0, 11).ok());
+  // Client 6 calls now and then; client 7 only stored replies (no journal).
+  REQUIRE(ops.noteJournal(6, 100, 3).ok());
+  REQUIRE(ops.remember(7, 1, 0, "seven").ok());
+
+  auto none = ops.expire(24 * hour);
+  REQUIRE(none.ok());
+  CHECK(none.value() == 0);
+
+  t.clock += 20 * hour;
+  REQUIRE(ops.noteJournal(6, 101, 4).ok());
+  REQUIRE(ops.remember(7, 2, 2, "seven again").ok());
+  t.clock += 5 * hour;  // client 5 has been idle 25 h, 6 and 7 for 5 h
+  t.reopen();           // the stamps are stored, not held in memory
+  auto& reopened = t.node->clientOps();
+  auto forgotten = reopened.expire(24 * hour);
+  REQUIRE(forgotten.ok());
+  CHECK(forgotten.value() == 1);
+  CHECK_FALSE(reopened.reply(5, 1).has_value());
+  CHECK(reopened.journalApplied(5, {0, 100}) == std::vector<uint64_t>{0, 0});
+  CHECK(reopened.journalApplied(6, {100, 101}) == std::vector<uint64_t>{3, 4});
+  CHECK(reopened.reply(7, 2).value() == "seven again");
+
+  // A retried old commit (a mark that does not rise) is activity too.
+  t.clock += 20 * hour;
+  REQUIRE(reopened.noteJournal(6, 100, 2).ok());
+  t.clock += 20 * hour;
+  forgotten = reopened.expire(24 * hour);
+  REQUIRE(forgotten.ok());
+  CHECK(forgotten.value() == 1);
+  CHECK(reopened.journalApplied(6, {100, 101}) == std::vector<uint64_t>{3, 4});
+  CHECK_FALSE(reopened.reply(7, 2).has_value());
+  t.clock += 5 * hour;
+  forgotten = reopened.expire(24 * hour);
+  REQUIRE(forgotten.ok());
+  CHECK(forgotten.value() == 1);
+  CHECK(reopened.journalApplied(6, {100, 101}) == std::vector<uint64_t>{0, 0});
+}
+
+TEST_CASE("client ops: rows without a readable stamp expire one retention after they are seen") {
+  TempNode t;
+  const int64_t hour = int64_t(3600) * 1000000000;
+  REQUIRE(t.node->clientOps().noteJournal(9, 100, 1).ok());
+  REQUIRE(t.node->clientOps().remember(9, 1, 0, "nine").ok());
+  REQUIRE(t.node->clientOps().noteJournal(10, 100, 1).ok());
+  {
+    // Client 9 as an older dfs-meta left it: no `clients` row. Client 10's
+    // stamp is damaged (unknown version, wrong length).
+    WriteTxn wtx(t.node->store());
+    CHECK(wtx.del(t.node->store().dbs().clients, u64Key(9)));
+    wtx.put(t.node->store().dbs().clients, u64Key(10), std::string("\x07xyz"));
+    REQUIRE(wtx.commit().ok());
+  }
+  t.clock += 100 * hour;
+  auto forgotten = t.node->clientOps().expire(24 * hour);
+  REQUIRE(forgotten.ok());
+  CHECK(forgotten.value() == 0);  // stamped now
+  CHECK(t.node->clientOps().journalApplied(9, {100}) == std::vector<uint64_t>{1});
+  CHECK(t.node->clientOps().journalApplied(10, {100}) == std::vector<uint64_t>{1});
+  t.clock += 25 * hour;
+  forgotten = t.node->clientOps().expire(24 * hour);
+  REQUIRE(forgotten.ok());
+  CHECK(forgotten.value() == 2);
+  CHECK(t.node->clientOps().journalApplied(10, {100}) == std::vector<uint64_t>{0});
+  CHECK(t.node->clientOps().journalApplied(9, {100}) == std::vector<uint64_t>{0});
+  CHECK_FALSE(t.node->clientOps().reply(9, 1).has_value());
+}
