@@ -143,10 +143,13 @@ Result<size_t> ClientOps::expire(int64_t idleNs) {
     }
     for (uint64_t client : unstamped)
       wtx.put(store_.dbs().clients, u64Key(client), encodeSeen(now));
-    LmdbCursor cursor(wtx.txn(), store_.dbs().clients);
-    for (cursor.first(); cursor.valid(); cursor.next()) {
-      auto seen = decodeSeen(cursor.value());
-      if (seen && *seen <= now - idleNs) idle.push_back(readBigEndian64(cursor.key(), 0));
+    {
+      // Closed before the commit: LMDB frees a write transaction's cursors with it.
+      LmdbCursor cursor(wtx.txn(), store_.dbs().clients);
+      for (cursor.first(); cursor.valid(); cursor.next()) {
+        auto seen = decodeSeen(cursor.value());
+        if (seen && *seen <= now - idleNs) idle.push_back(readBigEndian64(cursor.key(), 0));
+      }
     }
     Status status = wtx.commit();
     if (!status.ok()) return status;
