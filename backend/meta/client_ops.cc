@@ -6,39 +6,12 @@ namespace dfs::meta {
 
 namespace {
 // Value of a `replies` entry: version byte, then the reply's Cap'n Proto flat
-// message. Value of a `journals` entry: version byte, seq (u64), time (i64 ns).
-// Value of a `clients` entry: version byte, time of the client's last stored
-// reply or journal mark (i64 ns).
-std::string encodeJournalMark(uint64_t seq, int64_t ns) {
-  Encoder e;
-  e.u8(kFormatVersion);
-  e.u64(seq);
-  e.i64(ns);
-  return e.take();
-}
+// message. `journals` and `clients` values: meta_store.h.
 
+// The seq of a `journals` value; 0 (nothing applied) when it does not decode.
 uint64_t decodeJournalSeq(std::string_view value) {
-  Decoder d(value);
-  uint8_t version = d.u8();
-  uint64_t seq = d.u64();
-  d.i64();
-  return d.ok() && version == kFormatVersion ? seq : 0;
-}
-
-std::string encodeSeen(int64_t ns) {
-  Encoder e;
-  e.u8(kFormatVersion);
-  e.i64(ns);
-  return e.take();
-}
-
-// The stamp of a `clients` entry; nullopt when it does not decode.
-std::optional<int64_t> decodeSeen(std::string_view value) {
-  Decoder d(value);
-  uint8_t version = d.u8();
-  int64_t ns = d.i64();
-  if (!d.ok() || version != kFormatVersion || !d.atEnd()) return std::nullopt;
-  return ns;
+  auto mark = decodeJournalMark(value);
+  return mark.ok() ? mark.value().seq : 0;
 }
 
 // A client's stamp is rewritten at most this often: a busy client costs a read
@@ -62,10 +35,10 @@ void ClientOps::touch(WriteTxn& wtx, uint64_t client) {
   int64_t now = store_.now();
   std::string key = u64Key(client);
   if (auto v = wtx.get(store_.dbs().clients, key)) {
-    auto seen = decodeSeen(*v);
-    if (seen && *seen <= now && now - *seen < kSeenResolutionNs) return;
+    auto seen = decodeClientSeen(*v);
+    if (seen.ok() && seen.value() <= now && now - seen.value() < kSeenResolutionNs) return;
   }
-  wtx.put(store_.dbs().clients, key, encodeSeen(now));
+  wtx.put(store_.dbs().clients, key, encodeClientSeen(now));
 }
 
 std::optional<std::string> ClientOps::reply(uint64_t client, uint64_t seq) {
@@ -95,7 +68,7 @@ Status ClientOps::noteJournal(uint64_t journal, uint64_t ino, uint64_t seq) {
   if (auto v = wtx.get(store_.dbs().journals, key); v && decodeJournalSeq(*v) >= seq) {
     return wtx.commit();
   }
-  wtx.put(store_.dbs().journals, key, encodeJournalMark(seq, wtx.now()));
+  wtx.put(store_.dbs().journals, key, encodeJournalMark(JournalMarkRecord{seq, wtx.now()}));
   return wtx.commit();
 }
 
@@ -136,19 +109,21 @@ Result<size_t> ClientOps::expire(int64_t idleNs) {
       for (cursor.first(); cursor.valid();) {
         uint64_t client = readBigEndian64(cursor.key(), 0);
         auto v = wtx.get(store_.dbs().clients, u64Key(client));
-        if (!v || !decodeSeen(*v)) unstamped.push_back(client);
+        if (!v || !decodeClientSeen(*v).ok()) unstamped.push_back(client);
         if (client == UINT64_MAX) break;
         cursor.seek(u64Key(client + 1));
       }
     }
     for (uint64_t client : unstamped)
-      wtx.put(store_.dbs().clients, u64Key(client), encodeSeen(now));
+      wtx.put(store_.dbs().clients, u64Key(client), encodeClientSeen(now));
     {
       // Closed before the commit: LMDB frees a write transaction's cursors with it.
       LmdbCursor cursor(wtx.txn(), store_.dbs().clients);
       for (cursor.first(); cursor.valid(); cursor.next()) {
-        auto seen = decodeSeen(cursor.value());
-        if (seen && *seen <= now - idleNs) idle.push_back(readBigEndian64(cursor.key(), 0));
+        auto seen = decodeClientSeen(cursor.value());
+        if (seen.ok() && seen.value() <= now - idleNs) {
+          idle.push_back(readBigEndian64(cursor.key(), 0));
+        }
       }
     }
     Status status = wtx.commit();

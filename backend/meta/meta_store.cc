@@ -343,6 +343,39 @@ Result<uint64_t> decodeCounter(std::string_view value) {
   return v;
 }
 
+std::string encodeJournalMark(const JournalMarkRecord& r) {
+  Encoder e;
+  e.u8(kFormatVersion);
+  e.u64(r.seq);
+  e.i64(r.timeNs);
+  return e.take();
+}
+
+Result<JournalMarkRecord> decodeJournalMark(std::string_view value) {
+  Decoder d(value);
+  if (!versionOk(d)) return corrupt("journal mark");
+  JournalMarkRecord r;
+  r.seq = d.u64();
+  r.timeNs = d.i64();
+  if (!d.ok() || !d.atEnd()) return corrupt("journal mark");
+  return r;
+}
+
+std::string encodeClientSeen(int64_t timeNs) {
+  Encoder e;
+  e.u8(kFormatVersion);
+  e.i64(timeNs);
+  return e.take();
+}
+
+Result<int64_t> decodeClientSeen(std::string_view value) {
+  Decoder d(value);
+  if (!versionOk(d)) return corrupt("client stamp");
+  int64_t timeNs = d.i64();
+  if (!d.ok() || !d.atEnd()) return corrupt("client stamp");
+  return timeNs;
+}
+
 std::string u64Key(uint64_t a) {
   std::string k;
   appendBigEndian64(k, a);

@@ -163,6 +163,13 @@ struct SessionRecord {
   std::string client;
 };
 
+// `journals` value: the highest write-back journal seq a commit made durable
+// for (journal, ino), and when it was stored (ClientOps).
+struct JournalMarkRecord {
+  uint64_t seq = 0;
+  int64_t timeNs = 0;
+};
+
 // Storage accounting, updated in the same transaction as the change it counts.
 struct StatsRecord {
   uint64_t logicalBytes = 0;
@@ -193,6 +200,11 @@ std::string encodeStats(const StatsRecord& r);
 Result<StatsRecord> decodeStats(std::string_view value);
 std::string encodeCounter(uint64_t value);
 Result<uint64_t> decodeCounter(std::string_view value);
+std::string encodeJournalMark(const JournalMarkRecord& r);
+Result<JournalMarkRecord> decodeJournalMark(std::string_view value);
+// `clients` value: when the client last stored a reply or journal mark.
+std::string encodeClientSeen(int64_t timeNs);
+Result<int64_t> decodeClientSeen(std::string_view value);
 
 // Keys.
 std::string u64Key(uint64_t a);

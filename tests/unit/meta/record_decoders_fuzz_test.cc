@@ -207,6 +207,17 @@ auto fields(const Counter& r) { return std::tie(r.value); }
 
 // One decoder under test. The key part of a record (ino, id, uuid, offset) is not in
 // the value; `decode` is given the key of the record it came from.
+auto fields(const JournalMarkRecord& r) {
+  return std::tie(r.seq, r.timeNs);
+}
+
+struct ClientSeen {
+  int64_t timeNs = 0;
+};
+auto fields(const ClientSeen& r) {
+  return std::tie(r.timeNs);
+}
+
 template <class Record>
 struct Subject {
   const char* name;
@@ -456,6 +467,34 @@ TEST_CASE("meta record decoders: counter", "[meta][decoders][fuzz]") {
       },
       [](const Counter&, const std::string& e) { return whole(e); },
       /*exactReencode=*/false}, 9);
+}
+
+TEST_CASE("meta record decoders: journal mark", "[meta][decoders][fuzz]") {
+  runDecoderProperties(
+      Subject<JournalMarkRecord>{
+          "decodeJournalMark",
+          [](Rng& rng) {
+            return JournalMarkRecord{edgyU64(rng), edgyI64(rng)};
+          },
+          encodeJournalMark,
+          [](const JournalMarkRecord&, std::string_view v) { return decodeJournalMark(v); },
+          [](const JournalMarkRecord&, const std::string& e) { return whole(e); },
+          /*exactReencode=*/true},
+      10);
+}
+
+TEST_CASE("meta record decoders: client stamp", "[meta][decoders][fuzz]") {
+  runDecoderProperties(
+      Subject<ClientSeen>{"decodeClientSeen", [](Rng& rng) { return ClientSeen{edgyI64(rng)}; },
+                          [](const ClientSeen& c) { return encodeClientSeen(c.timeNs); },
+                          [](const ClientSeen&, std::string_view v) -> Result<ClientSeen> {
+                            auto d = decodeClientSeen(v);
+                            if (!d.ok()) return d.status();
+                            return ClientSeen{d.value()};
+                          },
+                          [](const ClientSeen&, const std::string& e) { return whole(e); },
+                          /*exactReencode=*/true},
+      11);
 }
 
 TEST_CASE("meta Decoder: reads past the end clear ok() and return zeros", "[meta][decoders]") {
