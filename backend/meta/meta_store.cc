@@ -361,19 +361,15 @@ Result<JournalMarkRecord> decodeJournalMark(std::string_view value) {
   return r;
 }
 
+// A counter's layout (version byte, then 8 bytes), read strictly.
 std::string encodeClientSeen(int64_t timeNs) {
-  Encoder e;
-  e.u8(kFormatVersion);
-  e.i64(timeNs);
-  return e.take();
+  return encodeCounter(uint64_t(timeNs));
 }
 
 Result<int64_t> decodeClientSeen(std::string_view value) {
-  Decoder d(value);
-  if (!versionOk(d)) return corrupt("client stamp");
-  int64_t timeNs = d.i64();
-  if (!d.ok() || !d.atEnd()) return corrupt("client stamp");
-  return timeNs;
+  auto v = decodeCounter(value);
+  if (!v.ok() || value.size() != 1 + sizeof(uint64_t)) return corrupt("client stamp");
+  return int64_t(v.value());
 }
 
 std::string u64Key(uint64_t a) {
