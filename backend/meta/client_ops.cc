@@ -103,19 +103,18 @@ Result<size_t> ClientOps::expire(int64_t idleNs) {
     // Clients with rows but no stamp (stored before the `clients` table
     // existed, or a stamp that does not decode) are stamped now: they expire
     // one retention period from here.
-    std::vector<uint64_t> unstamped;
     for (MDB_dbi dbi : {store_.dbs().replies, store_.dbs().journals}) {
       LmdbCursor cursor(wtx.txn(), dbi);
       for (cursor.first(); cursor.valid();) {
         uint64_t client = readBigEndian64(cursor.key(), 0);
-        auto v = wtx.get(store_.dbs().clients, u64Key(client));
-        if (!v || !decodeClientSeen(*v).ok()) unstamped.push_back(client);
+        std::string key = u64Key(client);
+        auto v = wtx.get(store_.dbs().clients, key);
+        if (!v || !decodeClientSeen(*v).ok())
+          wtx.put(store_.dbs().clients, key, encodeClientSeen(now));
         if (client == UINT64_MAX) break;
         cursor.seek(u64Key(client + 1));
       }
     }
-    for (uint64_t client : unstamped)
-      wtx.put(store_.dbs().clients, u64Key(client), encodeClientSeen(now));
     {
       // Closed before the commit: LMDB frees a write transaction's cursors with it.
       LmdbCursor cursor(wtx.txn(), store_.dbs().clients);
