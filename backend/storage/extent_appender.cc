@@ -2,17 +2,34 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
+#include <string>
 
 namespace dfs {
 
-ExtentAppender::ExtentAppender(FileSystem& fs, size_t bufferBytes)
-    : fs_(fs), capacity_(std::max<size_t>(bufferBytes, 4096)), buffer_(new char[capacity_]) {}
+namespace {
 
-void ExtentAppender::open(uint32_t number, int fd, uint64_t offset) {
+// A whole number of blocks, at least one, so direct writes of a full buffer are aligned.
+size_t roundToBlocks(size_t bytes) {
+  size_t block = ExtentAppender::kBlockBytes;
+  return std::max(block, (bytes + block - 1) / block * block);
+}
+
+}  // namespace
+
+ExtentAppender::ExtentAppender(FileSystem& fs, size_t bufferBytes)
+    : fs_(fs),
+      capacity_(roundToBlocks(bufferBytes)),
+      buffer_(static_cast<char*>(std::aligned_alloc(kBlockBytes, capacity_))) {
+  if (!buffer_) throw std::bad_alloc();
+}
+
+void ExtentAppender::open(uint32_t number, int fd, uint64_t offset, int directFd) {
   close();
   fd_ = fd;
   number_ = number;
   base_ = offset;
+  if (directFd >= 0 && offset % kBlockBytes == 0) directFd_ = directFd;
 }
 
 void ExtentAppender::stage(const char* data, size_t size) {
@@ -29,7 +46,7 @@ void ExtentAppender::stage(const char* data, size_t size) {
 }
 
 Status ExtentAppender::append(std::string_view bytes, bool borrow) {
-  if (borrow && bytes.size() >= kBorrowBytes) {
+  if (borrow && bytes.size() >= kBorrowBytes && directFd_ < 0) {
     stage(bytes.data(), bytes.size());
     if (staged_ >= capacity_ || pieces_.size() >= kMaxPieces) return flush();
     return {};
@@ -48,9 +65,23 @@ Status ExtentAppender::append(std::string_view bytes, bool borrow) {
   return {};
 }
 
+size_t ExtentAppender::padToBlock() {
+  if (directFd_ < 0) return 0;
+  size_t pad = (kBlockBytes - end() % kBlockBytes) % kBlockBytes;
+  // base_ is on a block and the capacity is whole blocks: the zeros fit.
+  std::memset(buffer_.get() + buffered_, 0, pad);
+  stage(buffer_.get() + buffered_, pad);
+  buffered_ += pad;
+  return pad;
+}
+
 Status ExtentAppender::flush() {
   if (fd_ < 0 || staged_ == 0) return {};
-  Status s = fs_.writeAt(fd_, pieces_, base_);
+  if (directFd_ >= 0 && (base_ % kBlockBytes != 0 || staged_ % kBlockBytes != 0)) {
+    return Status::error(Code::IO, "direct append of " + std::to_string(staged_) + " bytes at " +
+                                       std::to_string(base_) + " is not block aligned");
+  }
+  Status s = fs_.writeAt(directFd_ >= 0 ? directFd_ : fd_, pieces_, base_);
   if (!s.ok()) return s;
   base_ += staged_;
   staged_ = 0;
@@ -61,6 +92,7 @@ Status ExtentAppender::flush() {
 
 void ExtentAppender::close() {
   fd_ = -1;
+  directFd_ = -1;
   number_ = 0;
   base_ = 0;
   staged_ = 0;

@@ -6,14 +6,22 @@
 // once more on their way to the page cache. A storage node receives fragments of
 // ~16 KiB to ~1 MiB: per-record writes cost two syscalls and two page-cache lookups
 // each, and the unaligned ends of each write made the kernel zero and merge partial
-// pages. docs/benchmarks.md (sessions 9 and 11) has the measurements, and the
-// O_DIRECT variant that was measured and not adopted.
+// pages. docs/benchmarks.md (sessions 9 and 11) has the measurements.
+//
+// Direct mode (open() with a second descriptor from FileSystem::openDirect): every
+// byte is copied into the block-aligned buffer and written through O_DIRECT in whole
+// 4 KiB blocks, so the kernel neither copies it into the page cache nor writes it
+// back later (session 15 in docs/benchmarks.md). A round then ends on a block
+// boundary: padToBlock() stages the zeros up to it, which the extent store counts
+// as garbage. No block is ever written twice, so buffered reads of the same file
+// never see a stale page.
 //
 // Thread: not thread-safe; the extent store's writer (commitMutex_) owns it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -29,18 +37,28 @@ class ExtentAppender {
   ExtentAppender(const ExtentAppender&) = delete;
   ExtentAppender& operator=(const ExtentAppender&) = delete;
 
+  static constexpr size_t kBlockBytes = 4096;
+
   // Directs appends to extent `number`, open as `fd` (owned by the caller, kept open
-  // until close()), whose committed bytes end at `offset`.
-  void open(uint32_t number, int fd, uint64_t offset);
+  // until close()), whose committed bytes end at `offset`. With `directFd` (the same
+  // file from FileSystem::openDirect, also the caller's), appends are written through
+  // it; REQUIRES: `offset` is a multiple of kBlockBytes.
+  void open(uint32_t number, int fd, uint64_t offset, int directFd = -1);
   bool isOpenOn(uint32_t number) const { return fd_ >= 0 && number_ == number; }
   bool isOpen() const { return fd_ >= 0; }
+  bool direct() const { return directFd_ >= 0; }
+  uint32_t number() const { return number_; }
 
   // Stages `bytes` at end(); writes what is staged whenever `bufferBytes` are. With
   // `borrow`, the caller keeps `bytes` valid until the next flush() or close(), and
   // pieces of 4 KiB or more are not copied. After a failure the file may hold part
   // of what was staged: the caller truncates it and close()s.
   Status append(std::string_view bytes, bool borrow = false);
-  // Writes every staged byte. Not durable until the file is fdatasync'ed.
+  // Direct mode: stages zeros up to the next block boundary and returns how many
+  // (0 when end() is on one, and always 0 in buffered mode).
+  size_t padToBlock();
+  // Writes every staged byte. Not durable until the file is fdatasync'ed. Direct
+  // mode REQUIRES end() on a block boundary (padToBlock()).
   Status flush();
   // Forgets the file and whatever is staged.
   void close();
@@ -54,9 +72,13 @@ class ExtentAppender {
 
   FileSystem& fs_;
   const size_t capacity_;
-  std::unique_ptr<char[]> buffer_;
+  struct FreeDeleter {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, FreeDeleter> buffer_;  // kBlockBytes-aligned
   std::vector<iovec> pieces_;  // what the next write holds, in file order
   int fd_ = -1;
+  int directFd_ = -1;
   uint32_t number_ = 0;
   uint64_t base_ = 0;    // file offset of the first staged byte
   size_t staged_ = 0;    // bytes in pieces_

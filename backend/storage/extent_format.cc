@@ -1,5 +1,6 @@
 #include "backend/storage/extent_format.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -134,13 +135,17 @@ std::string extentFileName(uint32_t extent) {
 }
 
 std::optional<uint32_t> parseExtentFileName(const std::string& name) {
-  if (name.size() != 12 || name.compare(8, 4, ".ext") != 0) return std::nullopt;
-  uint32_t value = 0;
-  for (size_t i = 0; i < 8; ++i) {
+  // "%08u": 8 digits, or 9-10 without a leading zero from 10^8 on.
+  if (name.size() < 12 || name.size() > 14) return std::nullopt;
+  size_t digits = name.size() - 4;
+  if (name.compare(digits, 4, ".ext") != 0 || (digits > 8 && name[0] == '0')) return std::nullopt;
+  uint64_t value = 0;
+  for (size_t i = 0; i < digits; ++i) {
     if (name[i] < '0' || name[i] > '9') return std::nullopt;
-    value = value * 10 + uint32_t(name[i] - '0');
+    value = value * 10 + uint64_t(name[i] - '0');
   }
-  return value;
+  if (value > UINT32_MAX || (digits > 8 && value < 100000000)) return std::nullopt;
+  return uint32_t(value);
 }
 
 }  // namespace dfs

@@ -19,7 +19,11 @@ constexpr size_t kRecordHeaderSize = 80;
 // Largest data length of one record (docs/formats.md); the node accepts no bigger fragment.
 constexpr uint32_t kMaxStoredFragmentBytes = 16u << 20;
 constexpr uint8_t kIndexFormatVersion = 1;
-constexpr uint32_t kStoreFormatVersion = 1;  // meta db "format"; bumped when layouts change
+// Meta db "format"; bumped when layouts change. 2: extents may hold zero padding up
+// to a 4 KiB block after a round (direct appends), which version 1 would cut off as a
+// torn tail. Version 1 stores are upgraded in place when opened.
+constexpr uint32_t kStoreFormatVersion = 2;
+constexpr uint32_t kOldestStoreFormatVersion = 1;
 
 // One fragment in an extent file: an 80-byte header followed by `length` data bytes.
 struct RecordHeader {

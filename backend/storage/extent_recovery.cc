@@ -21,11 +21,12 @@ Status ExtentStore::recover() {
   LmdbTxn txn(*env_, LmdbTxn::Mode::kWrite);
   if (!txn.status().ok()) return txn.status();
   auto format = txn.get(metaDb_, kFormatKey);
-  if (!format) {
+  uint32_t found = format && format->size() == 4 ? readBigEndian32(*format) : 0;
+  if (!format || (found >= kOldestStoreFormatVersion && found < kStoreFormatVersion)) {
+    // New, or older and readable: from now on written (and committed below) as this version.
     Status s = txn.put(metaDb_, kFormatKey, be32(kStoreFormatVersion));
     if (!s.ok()) return s;
-  } else if (format->size() != 4 || readBigEndian32(*format) != kStoreFormatVersion) {
-    uint32_t found = format->size() == 4 ? readBigEndian32(*format) : 0;
+  } else if (found != kStoreFormatVersion) {
     return Status::error(Code::INVALID, "index in " + options_.dataDir + " has format version " +
                                             std::to_string(found) +
                                             "; this dfs-storage reads version " +
@@ -148,6 +149,20 @@ Status ExtentStore::recoverTail(LmdbTxn& txn, uint32_t number, ExtentInfo* info,
   uint64_t offset = info->committedSize;
   std::string problem;
   while (offset < size.value()) {
+    // Direct appends end each round on a 4 KiB block with zeros (ExtentAppender).
+    uint64_t pad = (ExtentAppender::kBlockBytes - offset % ExtentAppender::kBlockBytes) %
+                   ExtentAppender::kBlockBytes;
+    if (pad > 0 && offset + pad <= size.value()) {
+      std::string gap(pad, '\0');
+      Status s = fs_.readAt(fd, gap.data(), gap.size(), offset);
+      if (!s.ok()) return s;
+      if (gap.find_first_not_of('\0') == std::string::npos) {
+        offset += pad;
+        info->committedSize = offset;
+        info->garbageBytes += pad;
+        continue;
+      }
+    }
     if (size.value() - offset < kRecordHeaderSize) {
       problem = "a partial record header";
       break;

@@ -98,6 +98,7 @@ ExtentStore::~ExtentStore() {
                       "the records back from the extents", options_.dataDir, s.message);
       }
     }
+    closeDirect();
     currentFile_.reset();
     files_.clear();
     env_.reset();  // mdb_env_close; every commit is already durable
@@ -167,16 +168,52 @@ Status ExtentStore::extentWriteError(const Status& s) const {
              : Status::error(Code::IO, "write to extent failed: " + s.message);
 }
 
+void ExtentStore::closeDirect() {
+  if (directFd_ >= 0) fs_.closeFile(directFd_);
+  directFd_ = -1;
+  directExtent_ = 0;
+}
+
+void ExtentStore::openAppender(uint64_t offset) {
+  bool direct = options_.directAppends && directOk_ && offset % ExtentAppender::kBlockBytes == 0;
+  if (directExtent_ != currentExtent_ || !direct) closeDirect();
+  if (direct && directFd_ < 0) {
+    auto fd = fs_.openDirect(files_.pathOf(currentExtent_));
+    if (fd.ok()) {
+      directFd_ = fd.value();
+      directExtent_ = currentExtent_;
+    } else {
+      // Buffered appends still work; say why once.
+      directOk_ = false;
+      spdlog::warn("extent store {}: appending without O_DIRECT: {}", options_.dataDir,
+                   fd.status().message);
+    }
+  }
+  // currentFile_ (which keeps the fd open) lives until the extent is sealed.
+  appender_.open(currentExtent_, currentFile_->fd(), offset, directFd_);
+}
+
+Status ExtentStore::flushAppender(Group& group) {
+  if (!appender_.isOpen()) return {};
+  if (size_t pad = appender_.padToBlock(); pad > 0) {
+    ExtentInfo& info = group.info(appender_.number());
+    info.committedSize += pad;
+    info.garbageBytes += pad;
+    group.appended += pad;
+  }
+  Status s = appender_.flush();
+  if (!s.ok()) group.writeError = extentWriteError(s);  // the round is rolled back
+  return s;
+}
+
 Status ExtentStore::rollExtent(Group& group) {
   if (appender_.isOpen()) {
     // Seal the current extent: write what is staged (the group's sync makes it durable).
-    Status s = appender_.flush();
+    Status s = flushAppender(group);
     appender_.close();
-    if (!s.ok()) {
-      // Records this round staged there did not all reach the file.
-      group.writeError = extentWriteError(s);
-      return group.writeError;
-    }
+    closeDirect();
+    // Records this round staged there did not all reach the file.
+    if (!s.ok()) return group.writeError;
   }
   uint32_t number = nextExtent_++;
   auto file = files_.acquire(number, /*create=*/true);
@@ -194,7 +231,12 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
                                                    std::string_view data, uint64_t checksum,
                                                    int64_t storedAtNs, bool borrowData) {
   uint64_t recordSize = kRecordHeaderSize + data.size();
-  if (currentExtent_ == 0 ||
+  // An extent that does not end on a block (written buffered, by an older version
+  // or without O_DIRECT) is sealed rather than appended to directly.
+  bool unaligned = currentExtent_ != 0 && options_.directAppends && directOk_ &&
+                   !appender_.isOpenOn(currentExtent_) &&
+                   group.info(currentExtent_).committedSize % ExtentAppender::kBlockBytes != 0;
+  if (currentExtent_ == 0 || unaligned ||
       (group.info(currentExtent_).committedSize > 0 &&
        group.info(currentExtent_).committedSize + recordSize > options_.maxExtentBytes)) {
     Status s = rollExtent(group);
@@ -218,10 +260,7 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
   header.storedAtNs = storedAtNs;
   header.id = std::string(id);
   std::string headerBytes = encodeRecordHeader(header);
-  if (!appender_.isOpenOn(currentExtent_)) {
-    // currentFile_ (which keeps the fd open) lives until the extent is sealed.
-    appender_.open(currentExtent_, currentFile_->fd(), location.offset);
-  }
+  if (!appender_.isOpenOn(currentExtent_)) openAppender(location.offset);
   Status s;
   if (appender_.end() != location.offset) {
     s = Status::error(Code::IO, "append position " + std::to_string(appender_.end()) +
@@ -245,8 +284,8 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
 Status ExtentStore::syncGroup(Group& group) {
   Status s = group.writeError;
   if (s.ok() && appender_.isOpen()) {
-    s = appender_.flush();
-    if (!s.ok()) s = extentWriteError(s);  // rolled back below
+    s = flushAppender(group);
+    if (!s.ok()) s = group.writeError;  // rolled back below
   }
   for (auto& [number, file] : group.touched) {
     if (!s.ok()) break;
@@ -369,6 +408,7 @@ void ExtentStore::commitIndexIfDue() {
 
 void ExtentStore::rollback(Group& group) {
   appender_.close();  // what it staged is not going to be committed
+  closeDirect();
   for (auto& [number, file] : group.touched) {
     auto start = group.startSizes.find(number);
     fs_.truncateFile(file->fd(), start == group.startSizes.end() ? 0 : start->second);

@@ -55,6 +55,9 @@ struct ExtentStoreOptions {
   size_t indexMapBytes = size_t(64) << 30; // LMDB map size (virtual; the file grows as needed)
   size_t maxGroupBytes = 64ull << 20;      // bytes of fragments committed together at most
   size_t appendBufferBytes = 4ull << 20;   // appends are written in pieces of this size (ExtentAppender)
+  // Appends go through O_DIRECT in whole 4 KiB blocks, each round padded to a block
+  // (ExtentAppender's direct mode); buffered where the file system has no direct I/O.
+  bool directAppends = true;
   // Acknowledged puts reach the LMDB index at most this long after the first of
   // them (0: with every group, one LMDB commit per group) ...
   int64_t indexCommitIntervalMs = 1000;
@@ -191,6 +194,13 @@ class ExtentStore {
   // Seals the current extent (writing what is staged for it) and starts a new one.
   // A failed write sets group.writeError: the whole round is then rolled back.
   Status rollExtent(Group& group);
+  // Points the appender at the current extent at `offset`, through O_DIRECT when
+  // that is on and possible.
+  void openAppender(uint64_t offset);
+  void closeDirect();
+  // Pads the appender's round to a block (direct mode; counted as garbage of its
+  // extent) and writes what is staged. A failure sets group.writeError.
+  Status flushAppender(Group& group);
   // The status a put gets for a failed extent write: NO_SPACE or IO, saying so.
   Status extentWriteError(const Status& s) const;
   // Writes what the appender staged, then fdatasync of every touched extent and a
@@ -229,6 +239,9 @@ class ExtentStore {
   uint32_t currentExtent_ = 0;      // 0: none yet (extent numbers start at 1)
   uint32_t nextExtent_ = 1;
   std::shared_ptr<ExtentFile> currentFile_;
+  int directFd_ = -1;               // currentExtent_ opened with O_DIRECT, when in use
+  uint32_t directExtent_ = 0;       // the extent directFd_ writes
+  bool directOk_ = true;            // false once the file system refused O_DIRECT
   ExtentAppender appender_;         // stages appends to the current extent
   uint32_t compactingExtent_ = 0;   // 0: none
   PendingIndex pending_;            // rows of acknowledged puts not yet in LMDB (own mutex)

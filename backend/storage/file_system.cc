@@ -30,6 +30,19 @@ Result<int> PosixFileSystem::openFile(const std::string& path, bool create) {
   return fd;
 }
 
+Result<int> PosixFileSystem::openDirect(const std::string& path) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0 && errno == EINVAL) {
+    return Status::error(Code::NOT_SUPPORTED,
+                         "open " + path + " with O_DIRECT: " + std::strerror(errno));
+  }
+  if (fd < 0) return errnoStatus("open " + path + " with O_DIRECT", errno);
+  return fd;
+}
+
 void PosixFileSystem::closeFile(int fd) {
   ::close(fd);
 }

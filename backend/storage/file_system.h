@@ -28,6 +28,13 @@ class FileSystem {
   // Opens (creating when `create`) `path` for reading and writing; returns the fd.
   // A missing file without `create` is Code::NOT_FOUND.
   virtual Result<int> openFile(const std::string& path, bool create) = 0;
+  // Opens an existing `path` for writing with O_DIRECT (ExtentAppender's direct
+  // appends): writes from 4 KiB-aligned memory, at aligned offsets, in whole blocks
+  // go to the disk without a page-cache copy. Code::NOT_SUPPORTED where the file
+  // system has no direct I/O (tmpfs before Linux 6.6); the default says so too.
+  virtual Result<int> openDirect(const std::string& path) {
+    return Status::error(Code::NOT_SUPPORTED, "no direct I/O for " + path);
+  }
   virtual void closeFile(int fd) = 0;
   // Writes the pieces back to back from `offset` (pwritev), all of them or fails;
   // ENOSPC/EDQUOT map to Code::NO_SPACE. After a failure the file may hold a
@@ -51,6 +58,7 @@ class FileSystem {
 class PosixFileSystem : public FileSystem {
  public:
   Result<int> openFile(const std::string& path, bool create) override;
+  Result<int> openDirect(const std::string& path) override;
   void closeFile(int fd) override;
   Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) override;
   Status readAt(int fd, void* data, size_t size, uint64_t offset) override;

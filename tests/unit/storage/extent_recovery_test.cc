@@ -47,8 +47,10 @@ void crashImage(const std::string& from, const std::string& to) {
 }
 
 Crashed crashAfterPuts(const std::string& dir, const std::string& image, uint32_t count,
-                       size_t size) {
-  auto store = openStore(deferred(dir));
+                       size_t size, bool direct = true) {
+  auto options = deferred(dir);
+  options.directAppends = direct;
+  auto store = openStore(options);
   Crashed crashed;
   crashed.fragments = putMany(*store, count, size);
   crashImage(dir, image);
@@ -97,6 +99,14 @@ TEST_CASE(
   CHECK(std::is_sorted(listed.begin(), listed.end()));
 
   crashImage(dir.path, image.path);
+  if (directIoWorks(dir.path)) {
+    // Whole blocks: each round's zero padding is read back as garbage, not taken
+    // for the end of the records.
+    for (const auto& file : extentFiles(image.path)) {
+      CHECK(std::filesystem::file_size(file) % 4096 == 0);
+    }
+    CHECK(before.usedBytes > before.liveBytes);
+  }
   auto reopened = openStore(deferred(image.path));
   CHECK(reopened->stats().fragments == 60);
   CHECK(reopened->stats().usedBytes == before.usedBytes);
@@ -221,7 +231,8 @@ TEST_CASE(
     "extent recovery: a rotten record in the unindexed tail is skipped, the ones after it are "
     "kept") {
   TempDir dir, image;
-  auto [fragments, file, size] = crashAfterPuts(dir.path, image.path, 12, 3000);
+  // Buffered appends, so the records lie back to back.
+  auto [fragments, file, size] = crashAfterPuts(dir.path, image.path, 12, 3000, false);
   {
     // A flipped byte inside the data of the 5th record (none of them is indexed yet).
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);

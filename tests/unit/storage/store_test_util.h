@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "backend/common/hash.h"
 #include "backend/storage/extent_store.h"
+#include "backend/storage/file_system.h"
 #include "tests/unit/temp_dir.h"
 
 namespace dfs::testing::store {
@@ -78,6 +80,19 @@ inline std::vector<std::string> extentFiles(const std::string& dir) {
     names.push_back(e.path().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// Whether files under `dir` can be opened with O_DIRECT (not on older tmpfs): the
+// extent store then appends in whole blocks (ExtentStoreOptions::directAppends).
+inline bool directIoWorks(const std::string& dir) {
+  dfs::PosixFileSystem fs;
+  std::string probe = dir + "/direct-probe";
+  { std::ofstream(probe).put('x'); }
+  auto fd = fs.openDirect(probe);
+  if (fd.ok()) fs.closeFile(fd.value());
+  std::filesystem::remove(probe);
+  if (!fd.ok()) WARN("no O_DIRECT under " << dir << ": " << fd.status().message);
+  return fd.ok();
 }
 
 }  // namespace dfs::testing::store
