@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <optional>
+#include <system_error>
 #include <unordered_set>
 #include <utility>
 
@@ -324,19 +326,38 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
     }
     // Streamed: each batch's new chunks are on their way to the storage nodes
     // while the next batch is cut and hashed.
+    // The next batch is cut and hashed on a helper thread while this one asks
+    // dfs-meta which chunks it lacks and hands them to the upload.
     ChunkCutter cutter(ranges, final, vol);
+    const uint64_t batchBytes = options_.uploadBatchBytes;
+    std::deque<Piece> next;
+    bool more = cutter.cut(batchBytes, &next);
     std::optional<Upload> upload;  // made at the first new chunk
-    size_t asked = 0;              // pieces[0, asked) went through findMissing
-    while (cutter.cut(options_.uploadBatchBytes, &pieces)) {
+    while (more) {
+      std::deque<Piece> current;
+      current.swap(next);
+      auto cutNext = [&cutter, &next, batchBytes] { return cutter.cut(batchBytes, &next); };
+      std::future<bool> ahead;  // waited for by its destructor on an early return
+      try {
+        ahead = std::async(std::launch::async, cutNext);
+      } catch (const std::system_error&) {
+        ahead = std::async(std::launch::deferred, cutNext);  // no thread to be had
+      }
       std::vector<const Piece*> batch, toUpload;
-      for (; asked < pieces.size(); ++asked) batch.push_back(&pieces[asked]);
-      if (batch.empty()) continue;
-      Status s = findMissing(batch, &byId, &toUpload);
-      if (!s.ok()) return s;
-      if (toUpload.empty()) continue;
-      if (!upload) upload.emplace(*this, f.ino, vol);
-      s = upload->add(toUpload);
-      if (!s.ok()) return s;
+      for (Piece& p : current) {
+        pieces.push_back(p);  // a deque: earlier pieces stay where they are
+        batch.push_back(&pieces.back());
+      }
+      if (!batch.empty()) {
+        Status s = findMissing(batch, &byId, &toUpload);
+        if (!s.ok()) return s;
+      }
+      if (!toUpload.empty()) {
+        if (!upload) upload.emplace(*this, f.ino, vol);
+        Status s = upload->add(toUpload);
+        if (!s.ok()) return s;
+      }
+      more = ahead.get();
     }
     *committedEnd = cutter.committedEnd();
     if (cutter.tailOffset() != UINT64_MAX) *tailOffset = cutter.tailOffset();
