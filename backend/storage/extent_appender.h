@@ -11,7 +11,7 @@
 // Direct mode (open() with a second descriptor from FileSystem::openDirect): every
 // byte is copied into the block-aligned buffer and written through O_DIRECT in whole
 // 4 KiB blocks, so the kernel neither copies it into the page cache nor writes it
-// back later (session 15 in docs/benchmarks.md). A round then ends on a block
+// back later (docs/benchmarks.md, session 15). A round then ends on a block
 // boundary: padToBlock() stages the zeros up to it, which the extent store counts
 // as garbage. No block is ever written twice, so buffered reads of the same file
 // never see a stale page.

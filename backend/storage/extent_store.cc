@@ -735,9 +735,30 @@ Status ExtentStore::getMany(const std::vector<std::string_view>& ids, uint64_t m
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
     return std::tie(a.location.extent, a.location.offset) < std::tie(b.location.extent, b.location.offset);
   });
+  // Every record the call reads is asked of the disk at once (records less than
+  // 64 KiB apart as one range), so the reads below wait for one disk round trip, not
+  // one per readahead window: after a direct append nothing of them is in the page
+  // cache. Measured in docs/benchmarks.md, session 15.
+  constexpr uint64_t kHintGapBytes = 64 << 10;
+  std::shared_ptr<ExtentFile> file;
+  for (size_t i = 0; i < found.size();) {
+    const FragmentLocation& first = found[i].location;
+    uint64_t end = first.offset + first.recordSize();
+    size_t j = i + 1;
+    for (; j < found.size() && found[j].location.extent == first.extent &&
+           found[j].location.offset <= end + kHintGapBytes;
+         ++j) {
+      end = std::max(end, found[j].location.offset + found[j].location.recordSize());
+    }
+    if (!file || file->number() != first.extent) {
+      auto acquired = files_.acquire(first.extent);
+      file = acquired.ok() ? acquired.value() : nullptr;
+    }
+    if (file) fs_.willNeed(file->fd(), first.offset, end - first.offset);
+    i = j;
+  }
   // One buffer for every record: header and data come in one pread.
   std::string record;
-  std::shared_ptr<ExtentFile> file;
   for (const Found& f : found) {
     std::string_view id = ids[f.index];
     const FragmentLocation& location = f.location;

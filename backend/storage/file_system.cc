@@ -43,6 +43,10 @@ Result<int> PosixFileSystem::openDirect(const std::string& path) {
   return fd;
 }
 
+void PosixFileSystem::willNeed(int fd, uint64_t offset, uint64_t size) {
+  posix_fadvise(fd, off_t(offset), off_t(size), POSIX_FADV_WILLNEED);  // only a hint
+}
+
 void PosixFileSystem::closeFile(int fd) {
   ::close(fd);
 }

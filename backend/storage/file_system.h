@@ -42,6 +42,9 @@ class FileSystem {
   virtual Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) = 0;
   // Reads exactly `size` bytes at `offset`; a short read is Code::IO.
   virtual Status readAt(int fd, void* data, size_t size, uint64_t offset) = 0;
+  // A hint that [offset, offset + size) is read soon (POSIX_FADV_WILLNEED): the
+  // kernel starts reading it from the disk now. The default ignores it.
+  virtual void willNeed(int /*fd*/, uint64_t /*offset*/, uint64_t /*size*/) {}
   // fdatasync: the durability point of appended records.
   virtual Status syncData(int fd) = 0;
   virtual Status truncateFile(int fd, uint64_t size) = 0;
@@ -62,6 +65,7 @@ class PosixFileSystem : public FileSystem {
   void closeFile(int fd) override;
   Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) override;
   Status readAt(int fd, void* data, size_t size, uint64_t offset) override;
+  void willNeed(int fd, uint64_t offset, uint64_t size) override;
   Status syncData(int fd) override;
   Status truncateFile(int fd, uint64_t size) override;
   Result<uint64_t> fileSize(int fd) override;

@@ -41,6 +41,8 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"capacity", "", "bytes this node may use, e.g. 500G (default: size of the file system)"},
       {"max-extent-size", "256M", "extent files are rolled at this size"},
       {"scrub-rate", "8M", "bytes per second the background scrub re-verifies (0: off)"},
+      {"buffered-appends", "",
+       "write extents through the page cache, not O_DIRECT in whole 4 KiB blocks", true},
       {"metrics-listen", "", "host:port for Prometheus /metrics and /health (default: off)"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines instead of text", true},
@@ -213,6 +215,7 @@ int main(int argc, char** argv) {
   if (!extentSize.ok()) return configError("--max-extent-size: " + extentSize.status().message);
   if (extentSize.value() < (1u << 20)) return configError("--max-extent-size must be at least 1M");
   storeOptions.maxExtentBytes = extentSize.value();
+  storeOptions.directAppends = !options.getBool("buffered-appends");
   auto scrubRate = options.getSize("scrub-rate");
   if (!scrubRate.ok()) return configError("--scrub-rate: " + scrubRate.status().message);
   for (const char* key : {"listen", "meta"}) {

@@ -111,9 +111,9 @@ void dropPageCache(const std::string& path) {
 }
 
 // With --drop-caches (root only): every clean page-cache page is dropped before a
-// sequential write, for each target alike. On these VMs, a page cache that keeps
-// growing into guest memory the host has not backed yet makes each later write
-// slower (docs/benchmarks.md, session 10), whatever the file system.
+// sequential write and before its cold read, for each target alike. On these VMs, a page cache that
+// keeps growing into guest memory the host has not backed yet makes each later write slower
+// (docs/benchmarks.md, session 10), whatever the file system.
 bool dropAllCaches() {
   sync();
   int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
@@ -184,6 +184,12 @@ void sequential(const std::string& dir, const std::string& backingDir, uint64_t 
   out.samples["seq write MB/s"].push_back(bytes / 1e6 / secondsSince(t));
   dropPageCache(path);
   if (!backingDir.empty()) dropPageCache(backingDir + "/seq-bench.bin");
+  // A cold read finds nothing cached anywhere: for DFS that includes the storage
+  // nodes' page cache, which buffered extent appends used to leave full of the
+  // fragments just written (docs/benchmarks.md, session 15).
+  if (dropCaches && !dropAllCaches()) {
+    die("--drop-caches: cannot write /proc/sys/vm/drop_caches (root only)");
+  }
   t = Clock::now();
   fd = open(path.c_str(), O_RDONLY);
   uint64_t total = 0;
@@ -401,7 +407,8 @@ struct Target {
 
 const std::vector<OptionSpec> kSpecs = {
     {"target", "", "directory on the mounted DFS volume"},
-    {"baseline", "/var/tmp", "comma-separated local directories to compare with (e.g. /var/tmp,/dev/shm)"},
+    {"baseline", "/var/tmp",
+     "comma-separated local directories to compare with (e.g. /var/tmp,/dev/shm)"},
     {"repeat", "3", "runs per figure (the median is reported)"},
     {"files", "2000", "files for the metadata ops"},
     {"size", "1G", "bytes for the sequential write/read"},
@@ -411,7 +418,9 @@ const std::vector<OptionSpec> kSpecs = {
      "where the sequential write's data comes from: memory (a buffer filled just before) or "
      "tmpfs (a file in /dev/shm read 1 MiB at a time, like dd)"},
     {"drop-caches", "",
-     "drop the page cache (/proc/sys/vm/drop_caches, root) before each sequential write", true},
+     "drop the page cache (/proc/sys/vm/drop_caches, root) before each sequential write and "
+     "before its cold read",
+     true},
     {"fuse-baseline", "",
      "also measure a bare FUSE passthrough, column 'fuse-passthrough' (DESIGN.md §9's FUSE "
      "ceiling): dfs-passthrough from dfs-bench's folder (or =PATH) over a temp dir in /var/tmp",
