@@ -325,8 +325,7 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
       ranges = merged.take();
     }
     // Streamed: each batch's new chunks are on their way to the storage nodes
-    // while the next batch is cut and hashed.
-    // The next batch is cut and hashed on a helper thread while this one asks
+    // while the next batch is cut and hashed, on a helper thread, as this one asks
     // dfs-meta which chunks it lacks and hands them to the upload.
     ChunkCutter cutter(ranges, final, vol);
     const uint64_t batchBytes = options_.uploadBatchBytes;
