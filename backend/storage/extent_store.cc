@@ -175,7 +175,8 @@ void ExtentStore::closeDirect() {
 }
 
 void ExtentStore::openAppender(uint64_t offset) {
-  bool direct = options_.directAppends && directOk_ && offset % ExtentAppender::kBlockBytes == 0;
+  // Direct mode copes with an extent that ends off a block (written buffered).
+  bool direct = options_.directAppends && directOk_;
   if (directExtent_ != currentExtent_ || !direct) closeDirect();
   if (direct && directFd_ < 0) {
     auto fd = fs_.openDirect(files_.pathOf(currentExtent_));
@@ -231,12 +232,7 @@ Result<FragmentLocation> ExtentStore::appendRecord(Group& group, std::string_vie
                                                    std::string_view data, uint64_t checksum,
                                                    int64_t storedAtNs, bool borrowData) {
   uint64_t recordSize = kRecordHeaderSize + data.size();
-  // An extent that does not end on a block (written buffered, by an older version
-  // or without O_DIRECT) is sealed rather than appended to directly.
-  bool unaligned = currentExtent_ != 0 && options_.directAppends && directOk_ &&
-                   !appender_.isOpenOn(currentExtent_) &&
-                   group.info(currentExtent_).committedSize % ExtentAppender::kBlockBytes != 0;
-  if (currentExtent_ == 0 || unaligned ||
+  if (currentExtent_ == 0 ||
       (group.info(currentExtent_).committedSize > 0 &&
        group.info(currentExtent_).committedSize + recordSize > options_.maxExtentBytes)) {
     Status s = rollExtent(group);

@@ -55,8 +55,9 @@ struct ExtentStoreOptions {
   size_t indexMapBytes = size_t(64) << 30; // LMDB map size (virtual; the file grows as needed)
   size_t maxGroupBytes = 64ull << 20;      // bytes of fragments committed together at most
   size_t appendBufferBytes = 4ull << 20;   // appends are written in pieces of this size (ExtentAppender)
-  // Appends go through O_DIRECT in whole 4 KiB blocks, each round padded to a block
-  // (ExtentAppender's direct mode); buffered where the file system has no direct I/O.
+  // Rounds of 128 KiB or more go through O_DIRECT in whole 4 KiB blocks, padded to a
+  // block (ExtentAppender's direct mode); smaller ones, and everything where the file
+  // system has no direct I/O, through the page cache.
   bool directAppends = true;
   // Acknowledged puts reach the LMDB index at most this long after the first of
   // them (0: with every group, one LMDB commit per group) ...

@@ -42,7 +42,9 @@ std::vector<dfs::OptionSpec> optionSpecs() {
       {"max-extent-size", "256M", "extent files are rolled at this size"},
       {"scrub-rate", "8M", "bytes per second the background scrub re-verifies (0: off)"},
       {"buffered-appends", "",
-       "write extents through the page cache, not O_DIRECT in whole 4 KiB blocks", true},
+       "append every group commit through the page cache (default: groups of 128 KiB or "
+       "more go through O_DIRECT)",
+       true},
       {"metrics-listen", "", "host:port for Prometheus /metrics and /health (default: off)"},
       {"log-level", "info", "trace, debug, info, warn or error"},
       {"log-json", "", "log JSON lines instead of text", true},

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <tuple>
 
 #include "tests/unit/temp_dir.h"
 
@@ -41,10 +42,19 @@ class CountingFileSystem : public dfs::PosixFileSystem {
   dfs::Status writeAt(int fd, const std::vector<iovec>& pieces, uint64_t offset) override {
     ++writes;
     pieceCounts.push_back(pieces.size());
+    size_t size = 0;
+    for (const iovec& piece : pieces) size += piece.iov_len;
+    log.push_back({fd, offset, size});
     if (failWrites) return dfs::errnoStatus("pwritev", ENOSPC);
     return PosixFileSystem::writeAt(fd, pieces, offset);
   }
+  int writesTo(int fd) const {
+    int n = 0;
+    for (const auto& entry : log) n += std::get<0>(entry) == fd;
+    return n;
+  }
   std::vector<size_t> pieceCounts;
+  std::vector<std::tuple<int, uint64_t, size_t>> log;  // fd, offset, bytes
   int writes = 0;
   bool failWrites = false;
 };
@@ -139,7 +149,7 @@ TEST_CASE("extent appender: borrowed pieces are written from where they are, in 
   for (size_t pieces : fs.pieceCounts) CHECK(pieces <= 512);
 }
 
-TEST_CASE("extent appender: direct mode writes whole aligned blocks and pads a round with zeros") {
+TEST_CASE("extent appender: direct mode writes big rounds in whole blocks, small ones buffered") {
   TempFile file;
   CountingFileSystem fs;
   auto direct = fs.openDirect(file.path);
@@ -147,41 +157,62 @@ TEST_CASE("extent appender: direct mode writes whole aligned blocks and pads a r
     WARN("no O_DIRECT under " << file.dir.path << ": " << direct.status().message);
     return;
   }
-  ExtentAppender appender(fs, 10000);  // rounded up to 12 KiB, whole blocks
-  appender.open(2, file.fd, 0, direct.value());
-  REQUIRE(appender.direct());
+  ExtentAppender appender(fs, 256 << 10);
   std::mt19937_64 rng(3);
   std::string expected;
   std::vector<std::string> kept;
-  for (size_t size : {80, 5000, 80, 3, 80, 9000}) {
-    kept.push_back(randomBytes(rng, size));
-    // Borrowed or not, direct mode copies into its aligned buffer.
-    REQUIRE(appender.append(kept.back(), /*borrow=*/true).ok());
-    expected += kept.back();
-  }
-  CHECK(fs.writes == 1);  // one full 12 KiB buffer
-  // An unpadded round may not be written: the last block would be partial.
+  auto appendRound = [&](std::initializer_list<size_t> sizes) {
+    for (size_t size : sizes) {
+      kept.push_back(randomBytes(rng, size));
+      // Borrowed or not, direct mode copies into its aligned buffer.
+      REQUIRE(appender.append(kept.back(), /*borrow=*/true).ok());
+      expected += kept.back();
+      CHECK(appender.end() == expected.size());
+    }
+  };
+  // A small round: buffered, not padded, ending off a block.
+  appender.open(2, file.fd, 0, direct.value());
+  REQUIRE(appender.direct());
+  appendRound({80, 5000, 80, 3});
+  CHECK(appender.padToBlock() == 0);
+  REQUIRE(appender.flush().ok());
+  CHECK(fs.writesTo(direct.value()) == 0);
+  CHECK(file.contents() == expected);
+
+  // A big round starting off a block: the first block's rest is written buffered,
+  // the others through O_DIRECT, the last one zero-padded.
+  appendRound({80, 100000, 80, 70000});
+  // Unpadded, a big round may not be written: its last block would be partial.
   CHECK(appender.flush().code == dfs::Code::IO);
   size_t pad = appender.padToBlock();
   CHECK(pad == (4096 - expected.size() % 4096) % 4096);
   CHECK(appender.end() % 4096 == 0);
-  CHECK(appender.padToBlock() == 0);
   REQUIRE(appender.flush().ok());
+  CHECK(fs.writesTo(direct.value()) == 1);
   expected += std::string(pad, '\0');
   CHECK(file.contents() == expected);
 
-  // The next round starts on the block after the padding.
-  std::string more = randomBytes(rng, 100);
-  REQUIRE(appender.append(more).ok());
-  CHECK(appender.padToBlock() == 4096 - 100);
+  // A round bigger than the buffer: a full buffer goes direct as it fills.
+  appendRound({80, 300000, 80, 200000, 80, 1000});
+  CHECK(fs.writesTo(direct.value()) == 2);
+  pad = appender.padToBlock();
   REQUIRE(appender.flush().ok());
-  CHECK(file.contents() == expected + more + std::string(4096 - 100, '\0'));
+  CHECK(fs.writesTo(direct.value()) == 3);
+  expected += std::string(pad, '\0');
+  CHECK(file.contents() == expected);
+  for (const auto& [fd, offset, size] : fs.log) {
+    if (fd != direct.value()) continue;
+    CHECK(offset % 4096 == 0);
+    CHECK(size % 4096 == 0);
+  }
+
+  // Reopened at the end (as after a restart), small rounds again need no padding.
   appender.close();
   CHECK_FALSE(appender.direct());
-
-  // An unaligned start cannot be written directly: the appender stays buffered.
-  appender.open(2, file.fd, 10, direct.value());
-  CHECK_FALSE(appender.direct());
+  appender.open(2, file.fd, expected.size(), direct.value());
+  appendRound({80, 1000});
   CHECK(appender.padToBlock() == 0);
+  REQUIRE(appender.flush().ok());
+  CHECK(file.contents() == expected);
   fs.closeFile(direct.value());
 }
