@@ -148,36 +148,43 @@ Status ExtentStore::recoverTail(LmdbTxn& txn, uint32_t number, ExtentInfo* info,
   std::string data;
   uint64_t offset = info->committedSize;
   std::string problem;
+  // The zeros a direct round ends with (ExtentAppender): from an offset off a block
+  // up to the next block, within the file. Returns their length, 0 if there are none.
+  auto paddingAt = [&](uint64_t at) -> Result<uint64_t> {
+    uint64_t block = ExtentAppender::kBlockBytes;
+    uint64_t pad = (block - at % block) % block;
+    if (pad == 0 || at + pad > size.value()) return uint64_t(0);
+    std::string gap(pad, '\0');
+    Status s = fs_.readAt(fd, gap.data(), gap.size(), at);
+    if (!s.ok()) return s;
+    return gap.find_first_not_of('\0') == std::string::npos ? pad : 0;
+  };
   while (offset < size.value()) {
-    // Direct appends end each round on a 4 KiB block with zeros (ExtentAppender).
-    uint64_t pad = (ExtentAppender::kBlockBytes - offset % ExtentAppender::kBlockBytes) %
-                   ExtentAppender::kBlockBytes;
-    if (pad > 0 && offset + pad <= size.value()) {
-      std::string gap(pad, '\0');
-      Status s = fs_.readAt(fd, gap.data(), gap.size(), offset);
-      if (!s.ok()) return s;
-      if (gap.find_first_not_of('\0') == std::string::npos) {
-        offset += pad;
-        info->committedSize = offset;
-        info->garbageBytes += pad;
-        continue;
-      }
-    }
+    std::optional<RecordHeader> record;
     if (size.value() - offset < kRecordHeaderSize) {
       problem = "a partial record header";
-      break;
+    } else {
+      Status s = fs_.readAt(fd, header.data(), header.size(), offset);
+      if (!s.ok()) return s;
+      record = decodeRecordHeader(header, &problem);
     }
-    Status s = fs_.readAt(fd, header.data(), header.size(), offset);
-    if (!s.ok()) return s;
-    auto record = decodeRecordHeader(header, &problem);
-    if (!record) break;
+    if (!record) {
+      // Not a record (a header never starts with zeros): padding, or the torn tail.
+      auto pad = paddingAt(offset);
+      if (!pad.ok()) return pad.status();
+      if (pad.value() == 0) break;
+      offset += pad.value();
+      info->committedSize = offset;
+      info->garbageBytes += pad.value();
+      continue;
+    }
     if (record->length > kMaxStoredFragmentBytes ||
         size.value() - offset - kRecordHeaderSize < record->length) {
       problem = "a record longer than the file";
       break;
     }
     data.resize(record->length);
-    s = fs_.readAt(fd, data.data(), data.size(), offset + kRecordHeaderSize);
+    Status s = fs_.readAt(fd, data.data(), data.size(), offset + kRecordHeaderSize);
     if (!s.ok()) return s;
     if (xxh3(data.data(), data.size()) != record->checksum) {
       // Its header verifies, so the next record starts after it: a rotten record
