@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <random>
 #include <set>
 #include <vector>
@@ -33,6 +36,42 @@ std::vector<size_t> boundaries(const FastCdc& cdc, const std::vector<uint8_t>& d
 }
 
 const ChunkerParams kSmall = {2048, 8192, 32768};
+
+// The definition of a cut point, written out independently of fastcdc.cc: a
+// change of FastCdc's loop (unrolling, SIMD) must not move a single boundary,
+// or new data stops deduplicating against stored data.
+size_t referenceNextChunk(const ChunkerParams& p, uint64_t strict, uint64_t loose,
+                          const std::vector<uint8_t>& gear, const uint8_t* data, size_t size,
+                          bool atEnd) {
+  if (size == 0) return 0;
+  if (size <= p.minSize) return atEnd ? size : 0;
+  size_t limit = std::min<size_t>(size, p.maxSize);
+  size_t normal = std::min<size_t>(p.avgSize, limit);
+  uint64_t hash = 0;
+  for (size_t i = p.minSize; i < limit; ++i) {
+    uint64_t g;
+    memcpy(&g, gear.data() + 8 * data[i], 8);
+    hash = (hash << 1) + g;
+    if ((hash & (i < normal ? strict : loose)) == 0) return i + 1;
+  }
+  if (limit == p.maxSize) return p.maxSize;
+  return atEnd ? size : 0;
+}
+
+// The gear table, computed as fastcdc.cc does (splitmix64 from "dfs-gear").
+std::vector<uint8_t> gearTable() {
+  std::vector<uint8_t> out(256 * 8);
+  uint64_t state = 0x6466732d67656172ULL;
+  for (int b = 0; b < 256; ++b) {
+    state += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    memcpy(out.data() + 8 * b, &z, 8);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -154,6 +193,41 @@ TEST_CASE("atEnd never returns zero and need-more only below max", "[fastcdc]") 
       CHECK(atEnd == size);
     } else {
       CHECK(more == atEnd);
+    }
+  }
+}
+
+TEST_CASE("cut points equal the byte-at-a-time definition", "[fastcdc]") {
+  const std::vector<uint8_t> gear = gearTable();
+  // Bounds at odd sizes too.
+  const std::vector<ChunkerParams> params = {
+      kSmall, kDefaultChunkerParams, {64, 129, 1031}, {101, 1000, 4003}, {2050, 8191, 32770}};
+  for (const ChunkerParams& p : params) {
+    FastCdc cdc(p);
+    int bits = int(std::lround(std::log2(double(p.avgSize))));
+    uint64_t strict = ~0ULL << (64 - (bits + 2));
+    uint64_t loose = ~0ULL << (64 - (bits - 2));
+    // Random data cuts anywhere; a run of one byte value cuts nowhere or at once.
+    std::vector<std::vector<uint8_t>> inputs = {randomBytes(600000, p.avgSize),
+                                                std::vector<uint8_t>(300000, 0),
+                                                std::vector<uint8_t>(300000, 0xa5)};
+    for (const auto& data : inputs) {
+      size_t offset = 0;
+      int chunks = 0;
+      while (offset < data.size()) {
+        const uint8_t* at = data.data() + offset;
+        size_t rest = data.size() - offset;
+        // Also windows that end before the data does ("need more bytes").
+        for (size_t cut : {rest, rest - rest / 3, rest / 2 + 1}) {
+          CHECK(cdc.nextChunk(at, cut, false) ==
+                referenceNextChunk(p, strict, loose, gear, at, cut, false));
+        }
+        size_t n = cdc.nextChunk(at, rest, true);
+        REQUIRE(n == referenceNextChunk(p, strict, loose, gear, at, rest, true));
+        offset += n;
+        ++chunks;
+      }
+      CHECK(chunks > 0);
     }
   }
 }
