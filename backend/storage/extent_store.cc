@@ -176,18 +176,24 @@ void ExtentStore::closeDirect() {
 
 void ExtentStore::openAppender(uint64_t offset) {
   // Direct mode copes with an extent that ends off a block (written buffered).
-  bool direct = options_.directAppends && directOk_;
+  bool direct = options_.directAppends && directOk_ && directRefusedExtent_ != currentExtent_;
   if (directExtent_ != currentExtent_ || !direct) closeDirect();
   if (direct && directFd_ < 0) {
     auto fd = fs_.openDirect(files_.pathOf(currentExtent_));
     if (fd.ok()) {
       directFd_ = fd.value();
       directExtent_ = currentExtent_;
-    } else {
-      // Buffered appends still work; say why once.
+    } else if (fd.status().code == Code::NOT_SUPPORTED) {
+      // No direct I/O on this file system: buffered appends from now on; said once.
       directOk_ = false;
       spdlog::warn("extent store {}: appending without O_DIRECT: {}", options_.dataDir,
                    fd.status().message);
+    } else {
+      // Anything else (EMFILE, ENOMEM, ...) may pass: this extent is appended
+      // buffered, the next one tries again (one warning per extent at most).
+      directRefusedExtent_ = currentExtent_;
+      spdlog::warn("extent store {}: extent {} appended without O_DIRECT: {}", options_.dataDir,
+                   currentExtent_, fd.status().message);
     }
   }
   // currentFile_ (which keeps the fd open) lives until the extent is sealed.

@@ -243,6 +243,7 @@ class ExtentStore {
   int directFd_ = -1;               // currentExtent_ opened with O_DIRECT, when in use
   uint32_t directExtent_ = 0;       // the extent directFd_ writes
   bool directOk_ = true;            // false once the file system refused O_DIRECT
+  uint32_t directRefusedExtent_ = 0;  // an extent whose O_DIRECT open failed otherwise
   ExtentAppender appender_;         // stages appends to the current extent
   uint32_t compactingExtent_ = 0;   // 0: none
   PendingIndex pending_;            // rows of acknowledged puts not yet in LMDB (own mutex)

@@ -714,6 +714,61 @@ TEST_CASE("extent store: big rounds are appended directly and padded, small ones
 }
 
 namespace {
+// Refuses the first `refusals` O_DIRECT opens with EMFILE (a full descriptor table).
+class DirectRefusingFileSystem : public dfs::PosixFileSystem {
+ public:
+  dfs::Result<int> openDirect(const std::string& path) override {
+    ++attempts;
+    if (refusals > 0) {
+      --refusals;
+      return dfs::errnoStatus("open " + path + " with O_DIRECT", EMFILE);
+    }
+    return PosixFileSystem::openDirect(path);
+  }
+  int refusals = 0;
+  int attempts = 0;
+};
+}  // namespace
+
+TEST_CASE("extent store: O_DIRECT refused for a passing reason is tried again on the next extent") {
+  TempDir dir;
+  if (!directIoWorks(dir.path)) return;
+  DirectRefusingFileSystem fs;
+  fs.refusals = 1;
+  auto options = optionsFor(dir.path);
+  options.fileSystem = &fs;
+  options.maxExtentBytes = 256 << 10;
+  auto store = openStore(options);
+  std::vector<Owned> fragments;
+  auto putRound = [&](uint32_t first) {
+    std::vector<Owned> round;
+    for (uint32_t i = first; i < first + 6; ++i) round.push_back(make(i, (40 << 10) + i));
+    std::vector<FragmentWrite> writes;
+    for (const auto& f : round) writes.push_back(f.write());
+    REQUIRE(store->put(writes).ok());
+    fragments.insert(fragments.end(), round.begin(), round.end());
+  };
+  // The first extent's open was refused: its big round is appended buffered, unpadded.
+  putRound(0);
+  auto files = extentFiles(dir.path);
+  REQUIRE(files.size() == 1);
+  uint64_t live = 0;
+  for (const auto& f : fragments) live += dfs::kRecordHeaderSize + f.data.size();
+  REQUIRE(live % 4096 != 0);
+  CHECK(std::filesystem::file_size(files[0]) == live);
+  CHECK(fs.attempts == 1);
+  // The next round does not fit: a new extent, opened with O_DIRECT again (padded).
+  putRound(6);
+  files = extentFiles(dir.path);
+  REQUIRE(files.size() == 2);
+  CHECK(fs.attempts == 2);
+  CHECK(std::filesystem::file_size(files[0]) == live);
+  CHECK(std::filesystem::file_size(files[1]) % 4096 == 0);
+  CHECK(store->stats().usedBytes - store->stats().liveBytes < 4096);
+  for (const auto& f : fragments) CHECK(store->get(f.id).value().data == f.data);
+}
+
+namespace {
 // Records the read-ahead hints and the reads a getMany makes.
 class HintRecordingFileSystem : public dfs::PosixFileSystem {
  public:
