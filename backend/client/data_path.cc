@@ -639,7 +639,7 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
     const ChunkPlacement* chunk = nullptr;
   };
   std::vector<Part> parts;
-  std::vector<ChunkPlacement> chunkInfos;
+  std::vector<const ChunkPlacement*> chunkInfos;  // in *window, which this keeps alive
   std::vector<ChunkPlacement> ahead;
   {
     bool sequential;
@@ -648,15 +648,23 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
       // Near the end of the previous read (async reads may arrive slightly out of order).
       sequential = offset + (1u << 20) >= f.lastReadEnd && offset <= f.lastReadEnd + (1u << 20);
     }
+    // The read-ahead: the next readAheadChunks chunk extents past this read. What
+    // an earlier read of this window queued already is not looked at again, so a
+    // read costs O(its own extents), not O(the read-ahead).
     int aheadSeen = 0;
+    const uint64_t queuedEnd =
+        sequential ? window->queuedEnd.load(std::memory_order_relaxed) : 0;
+    uint64_t aheadEnd = 0;
     std::set<ChunkId> seen;
     for (const auto& e : window->extents) {
       uint64_t eEnd = e.fileOffset + e.length;
       if (eEnd <= offset) continue;
       if (e.fileOffset >= end) {
         if (!sequential || aheadSeen >= options_.readAheadChunks) break;
-        if (e.kind == Extent::Kind::kChunk && seen.insert(e.chunk).second) {
+        if (e.kind == Extent::Kind::kChunk) {
           ++aheadSeen;
+          aheadEnd = eEnd;
+          if (eEnd <= queuedEnd) continue;
           auto it = window->chunks.find(e.chunk);
           if (it != window->chunks.end() && !cache_.get(e.chunk)) ahead.push_back(it->second);
         }
@@ -670,19 +678,24 @@ Status DataPath::readCommitted(FileState& f, uint64_t offset, size_t size, char*
         if (it == window->chunks.end()) {
           return Status::error(Code::IO, "getExtents did not describe chunk " + toHex(e.chunk));
         }
-        chunkInfos.push_back(it->second);
+        chunkInfos.push_back(&it->second);
       }
+    }
+    if (!sequential) {
+      window->queuedEnd.store(0, std::memory_order_relaxed);
+    } else if (aheadEnd > queuedEnd) {
+      window->queuedEnd.store(aheadEnd, std::memory_order_relaxed);
     }
   }
   // Load chunks not in the cache (plus read-ahead), in parallel.
   std::unordered_map<ChunkId, std::shared_ptr<const std::string>, ChunkIdHash> plain;
   std::vector<const ChunkPlacement*> missing;
   if (!ahead.empty()) prefetch(ahead);
-  for (const auto& c : chunkInfos) {
-    auto data = cache_.get(c.layout.id);
-    if (!data && awaitPrefetch(c.layout.id)) data = cache_.get(c.layout.id);
-    if (data) plain[c.layout.id] = data;
-    else missing.push_back(&c);
+  for (const ChunkPlacement* c : chunkInfos) {
+    auto data = cache_.get(c->layout.id);
+    if (!data && awaitPrefetch(c->layout.id)) data = cache_.get(c->layout.id);
+    if (data) plain[c->layout.id] = data;
+    else missing.push_back(c);
   }
   if (!missing.empty()) {
     auto loaded = loadChunks(missing);

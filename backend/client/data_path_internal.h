@@ -120,6 +120,10 @@ struct DataPath::FileState {
     uint64_t start = 0, end = 0;
     std::vector<Extent> extents;
     std::unordered_map<ChunkId, ChunkPlacement, ChunkIdHash> chunks;
+    // File offset up to which a sequential reader has queued this window's chunks
+    // for the prefetcher: later reads queue only what lies beyond (0 after a
+    // non-sequential read). Only a hint, hence relaxed.
+    mutable std::atomic<uint64_t> queuedEnd{0};
   };
   std::shared_ptr<const ExtentWindow> window;
   // Highest dataVersion ever seen (survives invalidate()), and the one the

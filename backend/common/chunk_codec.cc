@@ -66,7 +66,7 @@ Result<EncodedChunk> encodeChunk(const uint8_t* data, size_t size, int k, int m,
 }
 
 Result<std::string> decodeChunk(const ChunkLayout& layout,
-                                std::vector<std::optional<std::string>> fragments,
+                                const std::vector<std::optional<std::string>>& fragments,
                                 std::vector<int>* badFragments) {
   auto codecResult = ErasureCodec::get(layout.k, layout.m);
   if (!codecResult.ok()) return ioError(layout, codecResult.status().message);
@@ -89,18 +89,19 @@ Result<std::string> decodeChunk(const ChunkLayout& layout,
 
   bool allDataGood = true;
   size_t good = 0;
+  std::vector<bool> usable(total, false);
   for (size_t i = 0; i < total; ++i) {
-    auto& f = fragments[i];
+    const auto& f = fragments[i];
     if (!f) {
       if (static_cast<int>(i) < layout.k) allDataGood = false;
       continue;
     }
     if (f->size() != layout.fragmentSize || xxh3(f->data(), f->size()) != layout.checksums[i]) {
       if (badFragments) badFragments->push_back(static_cast<int>(i));
-      f.reset();
       if (static_cast<int>(i) < layout.k) allDataGood = false;
       continue;
     }
+    usable[i] = true;
     ++good;
   }
   if (good < static_cast<size_t>(layout.k)) {
@@ -116,7 +117,11 @@ Result<std::string> decodeChunk(const ChunkLayout& layout,
       stored.append(fragments[i]->data(), n);
     }
   } else {
-    auto decoded = codec.decode(std::move(fragments), layout.storedSize);
+    std::vector<std::optional<std::string>> intact(total);
+    for (size_t i = 0; i < total; ++i) {
+      if (usable[i]) intact[i] = fragments[i];
+    }
+    auto decoded = codec.decode(std::move(intact), layout.storedSize);
     if (!decoded.ok()) return ioError(layout, decoded.status().message);
     stored = std::move(decoded).value();
   }

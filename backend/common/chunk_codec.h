@@ -53,9 +53,11 @@ Result<EncodedChunk> encodeChunk(const uint8_t* data, size_t size, int k, int m,
 // fragmentSize or whose XXH3 != layout.checksums[i] is an erasure: its index is
 // appended to *badFragments (if non-null). Then RS-decode (skipped when all k
 // data fragments are good), decompress, and verify SHA-256 == id. Any failure
-// -> Code::IO with a message; never returns wrong data.
+// -> Code::IO with a message; never returns wrong data. `fragments` is only
+// read: the caller keeps them for a second attempt, and only an RS decode
+// (a data fragment missing or bad) copies the ones it uses.
 Result<std::string> decodeChunk(const ChunkLayout& layout,
-                                std::vector<std::optional<std::string>> fragments,
+                                const std::vector<std::optional<std::string>>& fragments,
                                 std::vector<int>* badFragments = nullptr);
 
 }  // namespace dfs
