@@ -3,7 +3,10 @@
 #include <xxhash.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "backend/common/hash_avx2.h"
 #include "tests/unit/random_bytes.h"
@@ -47,4 +50,43 @@ TEST_CASE("the AVX2 build agrees with the library where the CPU has AVX2", "[has
   }
   CHECK(dfs::hash_detail::xxh3Avx2(bytes.data(), 500, bytes.data() + 500, bytes.size() - 500) ==
         XXH3_64bits(bytes.data(), bytes.size()));
+}
+
+// Chunk ids are SHA-256 of the plaintext: FIPS 180-2's examples, then sizes up to
+// past a chunk's maximum, on several threads at once (each keeps its own context).
+TEST_CASE("sha256 gives the standard digests, on any thread", "[hash]") {
+  auto hex = [](const dfs::ChunkId& id) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (uint8_t b : id) {
+      out += digits[b >> 4];
+      out += digits[b & 15];
+    }
+    return out;
+  };
+  CHECK(hex(dfs::sha256("", 0)) ==
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(hex(dfs::sha256("abc", 3)) ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  CHECK(hex(dfs::sha256(two.data(), two.size())) ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  std::string million(1000000, 'a');
+  const std::string millionDigest =
+      "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+  CHECK(hex(dfs::sha256(million.data(), million.size())) == millionDigest);
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) {
+        if (hex(dfs::sha256(million.data(), million.size())) != millionDigest) ++wrong;
+        if (hex(dfs::sha256("abc", 3)) !=
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+          ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
 }
