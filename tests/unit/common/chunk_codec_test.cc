@@ -108,11 +108,14 @@ TEST_CASE("corrupt fragments are detected, reported and repaired", "[chunk_codec
   for (int victim = 0; victim < 6; ++victim) {
     auto fragments = allPresent(encoded.value());
     (*fragments[victim])[fragments[victim]->size() / 2] ^= 0x40;
+    const auto given = fragments;
     std::vector<int> bad;
     auto decoded = decodeChunk(layout, fragments, &bad);
     REQUIRE(decoded.ok());
     CHECK(decoded.value() == plain);
     CHECK(bad == std::vector<int>{victim});
+    // The caller's fragments are left as they were (a second round reuses them).
+    CHECK(fragments == given);
   }
   // Truncated fragment + missing fragment: still two erasures, recoverable.
   auto fragments = allPresent(encoded.value());
