@@ -326,11 +326,12 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
     }
     // Streamed: each batch's new chunks are on their way to the storage nodes
     // while the next batch is cut and hashed, on a helper thread, as this one asks
-    // dfs-meta which chunks it lacks and hands them to the upload.
+    // dfs-meta which chunks it lacks and hands them to the upload. Only the first
+    // cut keeps everything else waiting, so it is a small one.
     ChunkCutter cutter(ranges, final, vol);
     const uint64_t batchBytes = options_.uploadBatchBytes;
     std::deque<Piece> next;
-    bool more = cutter.cut(batchBytes, &next);
+    bool more = cutter.cut(std::min(options_.firstCutBytes, batchBytes), &next);
     std::optional<Upload> upload;  // made at the first new chunk
     while (more) {
       std::deque<Piece> current;

@@ -60,6 +60,12 @@ struct DataPathOptions {
   uint64_t totalDirtyLimit = 256ull << 20;  // writers wait above this
   uint64_t chunkCacheBytes = 64ull << 20;
   uint64_t uploadBatchBytes = 8ull << 20;   // plaintext per pipelined put batch
+  // A flush cuts this much first, on its own thread, before anything else can
+  // start; the rest is cut uploadBatchBytes at a time, one batch ahead, while the
+  // batch before goes through findChunks and the upload. 1 MiB instead of a whole
+  // batch took a sequential write from 266-364 to 294-386 MB/s, alternated
+  // (docs/benchmarks.md, session 17); the upload still sends full batches.
+  uint64_t firstCutBytes = 1ull << 20;
   // Chunks fetched ahead of a sequential reader, and the prefetcher's batch: 128
   // (~8 MiB at 64 KiB) read cold 10-20 % faster than 32 with a third less storage CPU
   // (docs/benchmarks.md, session 16); 256 was no better.

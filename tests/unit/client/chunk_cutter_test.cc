@@ -82,6 +82,36 @@ TEST_CASE("cutting in batches gives the one-shot cut's pieces", "[chunk_cutter]"
   CHECK(batched.tailOffset() == UINT64_MAX);
 }
 
+TEST_CASE("a small first batch and larger ones after it cut like one pass", "[chunk_cutter]") {
+  // As a flush does: a small first cut (DataPathOptions::firstCutBytes), then
+  // whole batches; two ranges with a gap, and a non-final cut keeping a tail.
+  RangeMap ranges;
+  ranges.emplace(0, RangeBuffer(randomBytes(5 << 20, 2)));
+  ranges.emplace((5 << 20) + 100, RangeBuffer(randomBytes(3 << 20, 3)));
+  VolumeInfo vol = volume(16 << 10, 64 << 10, 256 << 10);
+
+  ChunkCutter whole(ranges, false, vol);
+  auto expected = cutAll(whole, UINT64_MAX, nullptr);
+
+  ChunkCutter batched(ranges, false, vol);
+  std::deque<ChunkPiece> pieces;
+  REQUIRE(batched.cut(64 << 10, &pieces));
+  REQUIRE_FALSE(pieces.empty());
+  CHECK(pieces.back().fileOffset + pieces.back().size < (1u << 20));  // only the first bit
+  while (batched.cut(2 << 20, &pieces)) {
+  }
+  REQUIRE(pieces.size() == expected.size());
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    CHECK(pieces[i].fileOffset == expected[i].fileOffset);
+    CHECK(pieces[i].size == expected[i].size);
+    CHECK(pieces[i].id == expected[i].id);
+  }
+  checkPieces(ranges, pieces);
+  CHECK(batched.committedEnd() == whole.committedEnd());
+  CHECK(batched.tailOffset() == whole.tailOffset());
+  CHECK(batched.tailOffset() != UINT64_MAX);
+}
+
 TEST_CASE("a non-final cut keeps the last range's tail", "[chunk_cutter]") {
   RangeMap ranges;
   ranges.emplace(0, RangeBuffer(randomBytes(1 << 20, 2)));
