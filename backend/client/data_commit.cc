@@ -21,18 +21,96 @@ namespace dfs {
 
 using namespace data_path_detail;
 
-Status DataPath::flushFile(FileState& f, bool final, bool background) {
-  std::lock_guard<std::mutex> flushLock(f.flushMu);
+struct DataPath::CommitJob {
+  VolumeInfo vol;
+  CommitArgs c;
+  std::deque<Piece> pieces;  // a deque: byId and the upload point at its elements
+  PieceIndex byId;
+  std::unique_ptr<Upload> upload;  // made at the first new chunk
+  uint64_t committedEnd = 0;
+  uint64_t tailOffset = UINT64_MAX;
+  bool inlined = false;  // c.extents holds the bytes themselves
+  bool nothing = false;  // everything is tail: nothing to commit yet
+};
+
+Status DataPath::flushFile(FileState& f, bool final, bool background,
+                           std::future<void>* handedOff) {
+  std::unique_lock<std::mutex> flushLock(f.flushMu);
+  bool pipelined = handedOff != nullptr && !final;
+  if (pipelined) {
+    // Deferred attributes go with a commit in order, never beside one in flight.
+    // The committed size must be known and past inline storage: prepareCommit
+    // re-chunks an inline head, which must not be read before the commit in
+    // flight (that may change it) lands.
+    const uint64_t inlineThreshold = meta_.volume().inlineThreshold;
+    std::lock_guard<std::mutex> lock(f.mu);
+    pipelined = !f.dirty.empty() && !f.attrsPending && f.attrKnown &&
+                (f.attr.size == 0 || f.attr.size > inlineThreshold);
+  }
+  if (!pipelined) awaitCommit(f);
   Taken taken;
   Status early;
   if (!beginFlush(f, final, &taken, &early)) return early;
-  uint64_t committedEnd = 0;
-  uint64_t tailOffset = UINT64_MAX;
+  auto job = std::make_unique<CommitJob>();
+  const SetAttrRequest* attrs = taken.attrs ? &*taken.attrs : nullptr;
+  Status status = prepareCommit(f, f.flushing, final, attrs, &taken.caller, job.get());
+  if (pipelined) {
+    // The commit before this one goes first. Had it failed, this one's journal
+    // mark would vouch for records it did not commit: fail too, bytes back.
+    Status before = awaitCommit(f);
+    if (status.ok() && !before.ok()) status = before;
+    if (status.ok() && !job->nothing && !attrs) {
+      {
+        std::lock_guard<std::mutex> lock(f.mu);
+        f.committing = std::move(f.flushing);
+        f.flushing.clear();
+        // The next flush cuts the tail with what was written since.
+        if (job->tailOffset != UINT64_MAX) {
+          for (auto& [off, data] : f.committing) {
+            uint64_t end = off + data.size();
+            if (end <= job->tailOffset) continue;
+            uint64_t b = std::max(off, job->tailOffset);
+            f.dirty.fillGaps(b, data.view().substr(b - off));
+          }
+          if (!f.dirty.empty()) markActive(f.ino);
+          if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
+        }
+        f.commitRunning = true;
+        addDirty(reaccount(f));
+      }
+      flushLock.unlock();
+      auto rest = std::make_shared<std::function<void()>>(
+          [this, &f, final, background, job = std::shared_ptr<CommitJob>(std::move(job)),
+           taken = std::move(taken)]() {
+            job->c.caller = &taken.caller;  // the copy this task owns
+            bool attrsSent = false;
+            Status s = completeCommit(f, *job, taken.journaled, &attrsSent);
+            if (!s.ok()) spdlog::warn("background flush of inode {} failed: {}", f.ino, s.message);
+            endFlush(f, final, background, taken, s, job->tailOffset, attrsSent,
+                     /*handedOff=*/true);
+            std::lock_guard<std::mutex> lock(f.mu);
+            f.commitRunning = false;
+            f.committedStatus = s;
+            f.commitDone.notify_all();
+          });
+      try {
+        *handedOff = std::async(std::launch::async, [rest] { (*rest)(); });
+      } catch (const std::system_error&) {
+        (*rest)();  // no thread to be had: finish here
+      }
+      return {};
+    }
+  }
   bool attrsSent = false;
-  Status status = commitRanges(f, f.flushing, final, taken.journaled, &committedEnd, &tailOffset,
-                               taken.attrs ? &*taken.attrs : nullptr, &taken.caller, &attrsSent);
-  endFlush(f, final, background, taken, status, tailOffset, attrsSent);
+  if (status.ok()) status = completeCommit(f, *job, taken.journaled, &attrsSent);
+  endFlush(f, final, background, taken, status, job->tailOffset, attrsSent);
   return status;
+}
+
+Status DataPath::awaitCommit(FileState& f) {
+  std::unique_lock<std::mutex> lock(f.mu);
+  f.commitDone.wait(lock, [&] { return !f.commitRunning; });
+  return std::exchange(f.committedStatus, Status{});
 }
 
 bool DataPath::beginFlush(FileState& f, bool final, Taken* taken, Status* early) {
@@ -65,13 +143,15 @@ bool DataPath::beginFlush(FileState& f, bool final, Taken* taken, Status* early)
 }
 
 void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& taken,
-                        const Status& status, uint64_t tailOffset, bool attrsSent) {
+                        const Status& status, uint64_t tailOffset, bool attrsSent,
+                        bool handedOff) {
   std::vector<std::function<void()>> releases;
   {
     std::unique_lock<std::shared_mutex> commit(f.commitMu);
     std::lock_guard<std::mutex> lock(f.mu);
+    RangeMap& bytes = handedOff ? f.committing : f.flushing;
     if (status.ok()) {
-      if (tailOffset != UINT64_MAX) {
+      if (tailOffset != UINT64_MAX && !handedOff) {
         // The bytes after the last cut point stay buffered for the next flush.
         for (auto& [off, data] : f.flushing) {
           uint64_t end = off + data.size();
@@ -96,13 +176,20 @@ void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& 
         }
       }
     } else {
-      for (auto& [off, data] : f.flushing) f.dirty.fillGaps(off, data.view());
+      // Newer bytes win: the buffer's, and a later flush's still in flight.
+      for (auto& [off, data] : bytes) {
+        if (handedOff) {
+          f.dirty.fillGapsOutside(off, data.view(), f.flushing);
+        } else {
+          f.dirty.fillGaps(off, data.view());
+        }
+      }
       markActive(f.ino);
       if (f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
       f.retryAfterNs = nowNs() + kFailedFlushRetryNs;
       if (f.error.ok()) f.error = status;
     }
-    f.flushing.clear();
+    bytes.clear();
     f.drained.notify_all();
     addDirty(reaccount(f));
     if (!status.ok() && final && !background) f.error = {};
@@ -137,6 +224,9 @@ std::vector<Status> DataPath::flushClosed(const std::vector<std::shared_ptr<File
       later.push_back(i);
       continue;
     }
+    // A handed-off commit runs only while the flusher that streams the file
+    // holds its claim, and these files were claimed here: this returns at once.
+    awaitCommit(f);
     Taken taken;
     if (!beginFlush(f, true, &taken, &out[i])) continue;
     bool batchable;
@@ -277,7 +367,18 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
                               const std::vector<JournalSpan>& journaled, uint64_t* committedEnd,
                               uint64_t* tailOffset, const SetAttrRequest* attrs,
                               const Caller* caller, bool* attrsSent) {
-  VolumeInfo vol = meta_.volume();
+  CommitJob job;
+  Status s = prepareCommit(f, ranges, final, attrs, caller, &job);
+  *committedEnd = job.committedEnd;
+  *tailOffset = job.tailOffset;
+  if (s.ok()) s = completeCommit(f, job, journaled, attrsSent);
+  return s;
+}
+
+Status DataPath::prepareCommit(FileState& f, RangeMap& ranges, bool final,
+                               const SetAttrRequest* attrs, const Caller* caller, CommitJob* job) {
+  job->vol = meta_.volume();
+  const VolumeInfo& vol = job->vol;
   uint64_t committedSize;
   int64_t mtime;
   uint64_t baseVersion;
@@ -286,11 +387,9 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
     committedSize = f.attrKnown ? f.attr.size : 0;
     mtime = commitMtime(f);
     baseVersion = f.dirtyBase;
-    if (!f.attrKnown) {
-      // Unknown committed size (should not happen after open): ask.
-    }
   }
   if (!f.attrKnown) {
+    // Unknown committed size (should not happen after open): ask.
     auto attr = meta_.getattr(f.ino);
     if (!attr.ok()) return attr.status();
     noteAttr(attr.value(), false);
@@ -298,80 +397,87 @@ Status DataPath::commitRanges(FileState& f, RangeMap& ranges, bool final,
   }
   uint64_t newEnd = mapEnd(ranges);
   uint64_t finalSize = std::max(committedSize, newEnd);
-  CommitArgs c;
+  CommitArgs& c = job->c;
   c.ino = f.ino;
   c.mtimeNs = mtime;
   c.baseVersion = baseVersion;
   c.attrs = attrs;
   c.caller = caller;
-  std::deque<Piece> pieces;
-  PieceIndex byId;
   if (finalSize <= vol.inlineThreshold) {
     c.extents = inlineExtents(ranges);
-    *committedEnd = newEnd;
-  } else {
-    if (committedSize > 0 && committedSize <= vol.inlineThreshold) {
-      // The file outgrows inline storage: re-chunk its inline head with the new bytes.
-      std::string head(committedSize, '\0');
-      {
-        std::shared_lock<std::shared_mutex> commit(f.commitMu);
-        Status s = readCommitted(f, 0, committedSize, head.data());
-        if (!s.ok()) return s;
-      }
-      std::lock_guard<std::mutex> lock(f.mu);
-      DirtyRanges merged;
-      for (auto& [off, data] : ranges) merged.write(off, data.view());
-      merged.fillGaps(0, head);
-      ranges = merged.take();
-    }
-    // Streamed: each batch's new chunks are on their way to the storage nodes
-    // while the next batch is cut and hashed, on a helper thread, as this one asks
-    // dfs-meta which chunks it lacks and hands them to the upload. Only the first
-    // cut keeps everything else waiting, so it is a small one.
-    ChunkCutter cutter(ranges, final, vol);
-    const uint64_t batchBytes = options_.uploadBatchBytes;
-    std::deque<Piece> next;
-    bool more = cutter.cut(std::min(options_.firstCutBytes, batchBytes), &next);
-    std::optional<Upload> upload;  // made at the first new chunk
-    while (more) {
-      std::deque<Piece> current;
-      current.swap(next);
-      auto cutNext = [&cutter, &next, batchBytes] { return cutter.cut(batchBytes, &next); };
-      std::future<bool> ahead;  // waited for by its destructor on an early return
-      try {
-        ahead = std::async(std::launch::async, cutNext);
-      } catch (const std::system_error&) {
-        ahead = std::async(std::launch::deferred, cutNext);  // no thread to be had
-      }
-      std::vector<const Piece*> batch, toUpload;
-      for (Piece& p : current) {
-        pieces.push_back(p);  // a deque: earlier pieces stay where they are
-        batch.push_back(&pieces.back());
-      }
-      if (!batch.empty()) {
-        Status s = findMissing(batch, &byId, &toUpload);
-        if (!s.ok()) return s;
-      }
-      if (!toUpload.empty()) {
-        if (!upload) upload.emplace(*this, f.ino, vol);
-        Status s = upload->add(toUpload);
-        if (!s.ok()) return s;
-      }
-      more = ahead.get();
-    }
-    *committedEnd = cutter.committedEnd();
-    if (cutter.tailOffset() != UINT64_MAX) *tailOffset = cutter.tailOffset();
-    if (pieces.empty()) return {};  // everything is tail; nothing to commit yet
-    if (upload) {
-      Status s = upload->finish(&c.newChunks);
+    job->committedEnd = newEnd;
+    job->inlined = true;
+    return {};
+  }
+  if (committedSize > 0 && committedSize <= vol.inlineThreshold) {
+    // The file outgrows inline storage: re-chunk its inline head with the new bytes.
+    std::string head(committedSize, '\0');
+    {
+      std::shared_lock<std::shared_mutex> commit(f.commitMu);
+      Status s = readCommitted(f, 0, committedSize, head.data());
       if (!s.ok()) return s;
     }
-    c.extents = chunkExtents(pieces);
+    std::lock_guard<std::mutex> lock(f.mu);
+    DirtyRanges merged;
+    for (auto& [off, data] : ranges) merged.write(off, data.view());
+    merged.fillGaps(0, head);
+    ranges = merged.take();
   }
-  c.newSize = *committedEnd;
-  c.journalSeq = journalMark(journaled, *tailOffset);
-  Status s = sendCommit(f, vol, c, pieces.empty() ? nullptr : &byId);
-  if (s.ok()) *attrsSent = attrs != nullptr;
+  // Streamed: each batch's new chunks are on their way to the storage nodes
+  // while the next batch is cut and hashed, on a helper thread, as this one asks
+  // dfs-meta which chunks it lacks and hands them to the upload. Only the first
+  // cut keeps everything else waiting, so it is a small one.
+  ChunkCutter cutter(ranges, final, vol);
+  const uint64_t batchBytes = options_.uploadBatchBytes;
+  std::deque<Piece> next;
+  bool more = cutter.cut(std::min(options_.firstCutBytes, batchBytes), &next);
+  while (more) {
+    std::deque<Piece> current;
+    current.swap(next);
+    auto cutNext = [&cutter, &next, batchBytes] { return cutter.cut(batchBytes, &next); };
+    std::future<bool> ahead;  // waited for by its destructor on an early return
+    try {
+      ahead = std::async(std::launch::async, cutNext);
+    } catch (const std::system_error&) {
+      ahead = std::async(std::launch::deferred, cutNext);  // no thread to be had
+    }
+    std::vector<const Piece*> batch, toUpload;
+    for (Piece& p : current) {
+      job->pieces.push_back(p);  // a deque: earlier pieces stay where they are
+      batch.push_back(&job->pieces.back());
+    }
+    if (!batch.empty()) {
+      Status s = findMissing(batch, &job->byId, &toUpload);
+      if (!s.ok()) return s;
+    }
+    if (!toUpload.empty()) {
+      if (!job->upload) job->upload = std::make_unique<Upload>(*this, f.ino, vol);
+      Status s = job->upload->add(toUpload);
+      if (!s.ok()) return s;
+    }
+    more = ahead.get();
+  }
+  job->committedEnd = cutter.committedEnd();
+  job->tailOffset = cutter.tailOffset();
+  job->nothing = job->pieces.empty();  // everything is tail; nothing to commit yet
+  return {};
+}
+
+Status DataPath::completeCommit(FileState& f, CommitJob& job,
+                                const std::vector<JournalSpan>& journaled, bool* attrsSent) {
+  if (job.nothing) return {};
+  CommitArgs& c = job.c;
+  if (!job.inlined) {
+    if (job.upload) {
+      Status s = job.upload->finish(&c.newChunks);
+      if (!s.ok()) return s;
+    }
+    c.extents = chunkExtents(job.pieces);
+  }
+  c.newSize = job.committedEnd;
+  c.journalSeq = journalMark(journaled, job.tailOffset);
+  Status s = sendCommit(f, job.vol, c, job.pieces.empty() ? nullptr : &job.byId);
+  if (s.ok()) *attrsSent = c.attrs != nullptr;
   return s;
 }
 

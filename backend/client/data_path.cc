@@ -188,7 +188,7 @@ std::optional<Attr> DataPath::absorbSetattr(uint64_t ino, const SetAttrRequest& 
   // (rsync sets attributes after close): the flusher then sends the change
   // right after. A failed flush or another caller's pending change do not mix
   // with it.
-  bool committing = f->dirty.empty() && !f->flushing.empty() && f->closeRequested;
+  bool committing = f->dirty.empty() && inFlight(*f) && f->closeRequested;
   if (!f->attrKnown || (f->dirty.empty() && !committing) || !f->error.ok()) return std::nullopt;
   if (f->attrsPending && (f->pendingCaller.uid != caller.uid || f->pendingCaller.gid != caller.gid)) {
     return std::nullopt;
@@ -249,7 +249,7 @@ Result<size_t> DataPath::write(uint64_t ino, uint64_t offset, const char* data, 
       if (!seq.ok()) return seq.status();
       f->journaled.push_back(JournalSpan{seq.value(), offset, offset + size});
     }
-    if (f->dirty.empty() && f->flushing.empty()) f->dirtyBase = f->seenVersion;
+    if (f->dirty.empty() && !inFlight(*f)) f->dirtyBase = f->seenVersion;
     // A write after a deferred utimens sets mtime to its own time (POSIX).
     if (f->attrsPending) f->pendingSet.setMtime = false;
     f->mtimeSet.reset();
@@ -371,7 +371,7 @@ void DataPath::flusherMain() {
         std::shared_ptr<FileState> f = found->second;  // a copy: the entry may go below
         std::unique_lock<std::mutex> fl(f->mu);
         if (f->claimed) continue;  // another flusher thread has it
-        if (f->dirty.empty() && f->flushing.empty() && !f->closeRequested && !f->attrsPending) {
+        if (f->dirty.empty() && !inFlight(*f) && !f->closeRequested && !f->attrsPending) {
           {
             std::lock_guard<std::mutex> active(activeMu_);  // clean: nothing for the scan
             active_.erase(ino);
@@ -432,17 +432,28 @@ void DataPath::flusherMain() {
       }
     }
     for (auto& [f, final] : work) {
+      // A writer streaming into the file passes its bound again while a flush
+      // runs: the next flush takes that buffer at once (the writer keeps
+      // writing) and cuts it while the commit before it is still under way.
+      std::future<void> committing;
       for (;;) {
-        Status status = flushFile(*f, final, /*background=*/true);
+        std::future<void> next;
+        Status status = flushFile(*f, final, /*background=*/true, &next);
+        if (next.valid()) committing = std::move(next);  // the one before has ended
         if (!status.ok()) {
           spdlog::warn("background flush of inode {} failed: {}", f->ino, status.message);
         }
-        std::lock_guard<std::mutex> fl(f->mu);
-        // A writer streaming into the file passed its bound again while this
-        // commit ran: take the next buffer at once (the writer keeps writing).
+        std::unique_lock<std::mutex> fl(f->mu);
         if (status.ok() && !final && f->flushRequested && !f->closeRequested) {
           f->flushRequested = false;
           continue;
+        }
+        if (committing.valid()) {
+          // The claim goes only with the last commit done.
+          fl.unlock();
+          committing.wait();
+          committing = {};
+          fl.lock();
         }
         f->claimed = false;
         // Attributes deferred while this commit ran still have to go.
@@ -497,7 +508,7 @@ Status DataPath::startFlush(uint64_t ino) {
   {
     std::lock_guard<std::mutex> lock(f->mu);
     Status earlier = std::exchange(f->error, Status{});
-    if (f->dirty.empty() && f->flushing.empty() && !f->attrsPending) return earlier;
+    if (f->dirty.empty() && !inFlight(*f) && !f->attrsPending) return earlier;
     f->closeRequested = true;
     markActive(ino);
     if (!earlier.ok()) return earlier;
@@ -510,7 +521,7 @@ void DataPath::afterFlush(uint64_t ino, std::function<void()> release) {
   auto f = file(ino, false);
   if (f) {
     std::unique_lock<std::mutex> lock(f->mu);
-    if (!f->dirty.empty() || !f->flushing.empty() || f->attrsPending) {
+    if (!f->dirty.empty() || inFlight(*f) || f->attrsPending) {
       f->releases.push_back(std::move(release));
       if (!f->closeRequested) {
         f->closeRequested = true;
@@ -544,7 +555,7 @@ void DataPath::truncated(uint64_t ino, uint64_t size) {
   f->dirty.truncate(size);
   addDirty(reaccount(*f));
   // Nothing of these records is left to commit (the truncate follows a flush).
-  if (f->dirty.empty() && f->flushing.empty()) dropJournaled(*f);
+  if (f->dirty.empty() && !inFlight(*f)) dropJournaled(*f);
   f->window.reset();
   if (f->attrKnown) f->attr.size = size;
 }
@@ -565,7 +576,7 @@ void DataPath::forget(uint64_t ino) {
   auto it = files_.find(ino);
   if (it == files_.end()) return;
   std::lock_guard<std::mutex> fl(it->second->mu);
-  if (!it->second->dirty.empty() || !it->second->flushing.empty() || it->second->attrsPending ||
+  if (!it->second->dirty.empty() || inFlight(*it->second) || it->second->attrsPending ||
       !it->second->releases.empty()) {
     it->second->forgotten.store(true, std::memory_order_relaxed);  // dropped once clean
     return;
@@ -591,7 +602,7 @@ Result<size_t> DataPath::read(uint64_t ino, uint64_t offset, size_t size, char* 
   {
     std::lock_guard<std::mutex> lock(f->mu);
     committedSize = f->attr.size;
-    fileSize = std::max({committedSize, f->dirty.end(), mapEnd(f->flushing)});
+    fileSize = std::max({committedSize, f->dirty.end(), inFlightEnd(*f)});
   }
   if (offset >= fileSize) return size_t(0);
   size_t n = size_t(std::min<uint64_t>(size, fileSize - offset));
@@ -601,6 +612,7 @@ Result<size_t> DataPath::read(uint64_t ino, uint64_t offset, size_t size, char* 
     if (!s.ok()) return s;
   }
   std::lock_guard<std::mutex> lock(f->mu);
+  overlayMap(f->committing, offset, n, out);
   overlayMap(f->flushing, offset, n, out);
   f->dirty.overlay(offset, n, out);
   f->lastReadEnd = offset + n;

@@ -11,6 +11,9 @@
 // global memory pressure, and in the background for data older than a few
 // seconds. A bounded (non-final) flush keeps the bytes after the last cut point
 // buffered, so a file written sequentially chunks exactly as if written at once.
+// A streaming writer's flushes overlap: once a flush has cut its bytes, its last
+// puts and its commit finish on a thread of their own while the next flush cuts
+// (flushFile, `handedOff`); a file's commits stay in order.
 // Small files (whole size <= the volume's inline threshold) are committed inline.
 //
 // Reads overlay the dirty bytes on the committed content (read-your-writes):
@@ -37,6 +40,7 @@
 #include <unordered_set>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -162,7 +166,19 @@ class DataPath {
   std::shared_ptr<FileState> file(uint64_t ino, bool create);
   // `background` (the flusher): a failure stays recorded for the next
   // flush()/startFlush() of the file to report, even when `final`.
-  Status flushFile(FileState& file, bool final, bool background = false);
+  // `handedOff` (the flusher streaming a writer's file, non-final flushes only):
+  // once the bytes are cut and their new chunks are on their way, the rest of
+  // the flush (the last puts, the commit, endFlush) may go on as *handedOff, on
+  // a thread of its own, and the call returns; the next flush of the file then
+  // cuts while this one commits. The caller waits for *handedOff before it lets
+  // go of the file. Every flush that is not handed off waits for a handed-off
+  // one before it starts; a handed-off one waits for the one before it, and fails
+  // if that one failed, before it hands off.
+  Status flushFile(FileState& file, bool final, bool background = false,
+                   std::future<void>* handedOff = nullptr);
+  // Waits until no handed-off commit of the file runs; returns the outcome of
+  // the last one (once). REQUIRES: f.mu not held.
+  Status awaitCommit(FileState& f);
   // `journaled`: the journal records whose bytes are in `ranges` (seq order).
   // `attrs`/`caller` (null: none) ride on the commit; *attrsSent tells whether
   // a commit carried them.
@@ -172,6 +188,17 @@ class DataPath {
                       bool* attrsSent);
   using Piece = ChunkPiece;
   using PieceIndex = std::unordered_map<ChunkId, const Piece*, ChunkIdHash>;
+  // A commit in the making: the pieces cut, the upload of the new ones, the
+  // commit's arguments (data_commit.cc). Heap-allocated: the index and the
+  // upload point at the pieces, which must not move when it is handed off.
+  struct CommitJob;
+  // The first half of commitRanges: cuts `ranges` (or takes them inline), asks
+  // which chunks the cluster lacks and starts their upload.
+  Status prepareCommit(FileState& f, RangeMap& ranges, bool final, const SetAttrRequest* attrs,
+                       const Caller* caller, CommitJob* job);
+  // The second half: waits for the upload and sends the commit.
+  Status completeCommit(FileState& f, CommitJob& job, const std::vector<JournalSpan>& journaled,
+                        bool* attrsSent);
   // What a flush took from a file besides its bytes (moved to f.flushing): the
   // journal records and deferred attribute changes its commit covers.
   struct Taken {
@@ -186,9 +213,11 @@ class DataPath {
   bool beginFlush(FileState& f, bool final, Taken* taken, Status* early);
   // Applies a commit's outcome: on success the tail after the last cut goes
   // back to the buffer and the covered journal records are done; on failure
-  // the bytes go back and the error is kept. REQUIRES: f.flushMu held.
+  // the bytes go back and the error is kept. REQUIRES: f.flushMu held, or
+  // `handedOff`: the commit of f.committing (its tail went back at the hand-off;
+  // on failure its bytes go back only where no newer ones are).
   void endFlush(FileState& f, bool final, bool background, const Taken& taken,
-                const Status& status, uint64_t tailOffset, bool attrsSent);
+                const Status& status, uint64_t tailOffset, bool attrsSent, bool handedOff = false);
   // Final flushes of closed files (the flusher threads). New files of at most
   // kBatchFileBytes (untar, cp -a) share one findChunks, one put per storage
   // node and one pipelined round of commits, which dfs-meta applies in one

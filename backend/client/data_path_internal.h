@@ -100,6 +100,16 @@ struct DataPath::FileState {
   std::mutex mu;                 // guards everything below
   DirtyRanges dirty;
   RangeMap flushing;  // being committed; written only under flushMu
+  // A sequential writer's flushes overlap (DataPath::flushFile, `pipelined`):
+  // once a flush has cut and handed its chunks to the upload, its bytes move
+  // here and its commit finishes on a thread of its own (commitRunning) while
+  // the next flush cuts the bytes written since. At most one such commit runs
+  // per file; every other flush waits for it (awaitCommit) before it commits.
+  // Newer bytes win: dirty over flushing over committing.
+  RangeMap committing;
+  bool commitRunning = false;
+  Status committedStatus;  // the outcome of the last handed-off commit, taken by awaitCommit
+  std::condition_variable commitDone;  // signalled when commitRunning turns false
   bool attrKnown = false;
   Attr attr;                     // last committed attributes seen
   int64_t lastWriteNs = 0;
@@ -159,8 +169,18 @@ namespace data_path_detail {
 
 // REQUIRES: file.mu held. The releases that may go now: nothing of the file is
 // left to commit.
+// REQUIRES: f.mu held. Bytes are on their way to the cluster (taken by a flush).
+inline bool inFlight(const DataPath::FileState& f) {
+  return !f.flushing.empty() || !f.committing.empty();
+}
+
+// REQUIRES: f.mu held. The end of the bytes in flight (0: none).
+inline uint64_t inFlightEnd(const DataPath::FileState& f) {
+  return std::max(mapEnd(f.flushing), mapEnd(f.committing));
+}
+
 inline std::vector<std::function<void()>> takeReleases(DataPath::FileState& f) {
-  if (!f.dirty.empty() || !f.flushing.empty() || f.attrsPending) return {};
+  if (!f.dirty.empty() || inFlight(f) || f.attrsPending) return {};
   f.closeRequested = false;
   return std::exchange(f.releases, {});
 }
@@ -172,9 +192,9 @@ inline void runReleases(std::vector<std::function<void()>> releases) {
 // REQUIRES: f.mu held. Lays what only this client knows over `attr`: the size
 // and mtime of buffered writes, and deferred attribute changes.
 inline void patchLocked(const DataPath::FileState& f, Attr* attr) {
-  uint64_t end = std::max(f.dirty.end(), mapEnd(f.flushing));
+  uint64_t end = std::max(f.dirty.end(), inFlightEnd(f));
   if (attr->size < end) attr->size = end;
-  if (!f.dirty.empty() || !f.flushing.empty()) {
+  if (!f.dirty.empty() || inFlight(f)) {
     attr->mtimeNs = f.mtimeSet ? *f.mtimeSet : std::max(attr->mtimeNs, f.lastWriteNs);
     attr->ctimeNs = std::max(attr->ctimeNs, f.lastWriteNs);
   }
@@ -203,7 +223,7 @@ inline uint64_t journalMark(const std::vector<DataPath::JournalSpan>& journaled,
 
 // REQUIRES: file.mu held. Returns the change in accounted bytes.
 inline int64_t reaccount(DataPath::FileState& file) {
-  uint64_t now = file.dirty.bytes() + mapBytes(file.flushing);
+  uint64_t now = file.dirty.bytes() + mapBytes(file.flushing) + mapBytes(file.committing);
   int64_t delta = int64_t(now) - int64_t(file.accounted);
   file.accounted = now;
   return delta;

@@ -120,6 +120,20 @@ void DirtyRanges::fillGaps(uint64_t offset, std::string_view data) {
   for (auto [b, e] : gaps) write(b, data.substr(b - offset, e - b));
 }
 
+void DirtyRanges::fillGapsOutside(uint64_t offset, std::string_view data, const RangeMap& newer) {
+  const uint64_t end = offset + data.size();
+  uint64_t pos = offset;
+  auto fill = [&](uint64_t b, uint64_t e) { fillGaps(b, data.substr(b - offset, e - b)); };
+  // The first range of `newer` that ends after `offset`.
+  auto it = newer.upper_bound(offset);
+  if (it != newer.begin() && std::prev(it)->first + std::prev(it)->second.size() > offset) --it;
+  for (; pos < end && it != newer.end() && it->first < end; ++it) {
+    if (it->first > pos) fill(pos, it->first);
+    pos = std::max(pos, it->first + it->second.size());
+  }
+  if (pos < end) fill(pos, end);
+}
+
 void DirtyRanges::truncate(uint64_t size) {
   auto it = ranges_.lower_bound(size);
   while (it != ranges_.end()) {

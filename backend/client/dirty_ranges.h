@@ -21,6 +21,9 @@ class DirtyRanges {
   // Like write(), but only fills the parts of the range that hold no bytes yet:
   // existing (newer) bytes win. Used to put back a tail that was not committed.
   void fillGaps(uint64_t offset, std::string_view data);
+  // Like fillGaps(), but also leaves alone the parts `newer` holds: puts back
+  // the bytes of a failed commit while a later flush still has its own.
+  void fillGapsOutside(uint64_t offset, std::string_view data, const RangeMap& newer);
   // Forgets everything at or beyond `size` (truncate).
   void truncate(uint64_t size);
   // Copies the recorded bytes that fall inside [offset, offset+size) into

@@ -76,6 +76,59 @@ TEST_CASE("dirty ranges fillGaps keeps newer bytes") {
   CHECK(r.ranges().begin()->second == "oldolNEWdold");
 }
 
+TEST_CASE("dirty ranges fillGapsOutside keeps both the buffer's and a newer flush's bytes") {
+  DirtyRanges r;
+  r.write(10, "NEW");
+  RangeMap newer;
+  newer.emplace(0, RangeBuffer(std::string("nn")));
+  newer.emplace(14, RangeBuffer(std::string("nnn")));
+  newer.emplace(40, RangeBuffer(std::string("n")));
+  r.fillGapsOutside(1, "ooooooooooooooooooooo", newer);  // [1, 22)
+  // [1,2) is newer's, [10,13) the buffer's, [14,17) newer's.
+  // Nothing of `newer` itself is copied (its range at 40 stays out).
+  REQUIRE(r.ranges().size() == 2);
+  auto it = r.ranges().begin();
+  CHECK(it->first == 2);
+  CHECK(it->second == "ooooooooNEWo");
+  ++it;
+  CHECK(it->first == 17);
+  CHECK(it->second == "ooooo");
+}
+
+TEST_CASE("fillGapsOutside matches a byte model: older bytes only where nothing newer is") {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    DirtyRanges r;
+    Model m;
+    for (int i = 0; i < 8; ++i) {
+      uint64_t off = rng() % 200;
+      std::string d(1 + rng() % 30, char('A' + rng() % 26));
+      r.write(off, d);
+      m.write(off, d);
+    }
+    // Disjoint, non-adjacent newer ranges, marked in the model first (newer wins).
+    RangeMap newer;
+    uint64_t pos = rng() % 20;
+    while (pos < 220) {
+      std::string d(1 + rng() % 25, char('a' + rng() % 26));
+      newer.emplace(pos, RangeBuffer(d));
+      pos += d.size() + 1 + rng() % 30;
+    }
+    Model reference = m;
+    std::string older(1 + rng() % 180, '.');
+    for (auto& c : older) c = char('0' + rng() % 10);
+    uint64_t off = rng() % 60;
+    r.fillGapsOutside(off, older, newer);
+    for (size_t k = 0; k < older.size(); ++k) {
+      uint64_t at = off + k;
+      bool inNewer = false;
+      for (const auto& [start, data] : newer) inNewer |= at >= start && at < start + data.size();
+      if (!inNewer) reference.write(at, std::string(1, older[k]), /*gapsOnly=*/true);
+    }
+    checkAgainst(r, reference);
+  }
+}
+
 TEST_CASE("dirty ranges truncate cuts and drops") {
   DirtyRanges r;
   r.write(0, "abcdef");
