@@ -104,6 +104,12 @@ Status DataPath::flushFile(FileState& f, bool final, bool background,
   bool attrsSent = false;
   if (status.ok()) status = completeCommit(f, *job, taken.journaled, &attrsSent);
   endFlush(f, final, background, taken, status, job->tailOffset, attrsSent);
+  if (status.ok() && final && !background) {
+    // fsync reports an earlier background failure once, like the kernel's
+    // errseq, even when this commit (which took its bytes again) succeeded.
+    std::lock_guard<std::mutex> lock(f.mu);
+    return std::exchange(f.error, Status{});
+  }
   return status;
 }
 
