@@ -65,16 +65,7 @@ Status DataPath::flushFile(FileState& f, bool final, bool background,
         f.committing = std::move(f.flushing);
         f.flushing.clear();
         // The next flush cuts the tail with what was written since.
-        if (job->tailOffset != UINT64_MAX) {
-          for (auto& [off, data] : f.committing) {
-            uint64_t end = off + data.size();
-            if (end <= job->tailOffset) continue;
-            uint64_t b = std::max(off, job->tailOffset);
-            f.dirty.fillGaps(b, data.view().substr(b - off));
-          }
-          if (!f.dirty.empty()) markActive(f.ino);
-          if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
-        }
+        returnTail(f, f.committing, job->tailOffset);
         f.commitRunning = true;
         addDirty(reaccount(f));
       }
@@ -111,6 +102,18 @@ Status DataPath::flushFile(FileState& f, bool final, bool background,
     return std::exchange(f.error, Status{});
   }
   return status;
+}
+
+void DataPath::returnTail(FileState& f, const RangeMap& bytes, uint64_t tailOffset) {
+  if (tailOffset == UINT64_MAX) return;
+  for (auto& [off, data] : bytes) {
+    uint64_t end = off + data.size();
+    if (end <= tailOffset) continue;
+    uint64_t b = std::max(off, tailOffset);
+    f.dirty.fillGaps(b, data.view().substr(b - off));
+  }
+  if (!f.dirty.empty()) markActive(f.ino);
+  if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
 }
 
 Status DataPath::awaitCommit(FileState& f) {
@@ -157,17 +160,9 @@ void DataPath::endFlush(FileState& f, bool final, bool background, const Taken& 
     std::lock_guard<std::mutex> lock(f.mu);
     RangeMap& bytes = handedOff ? f.committing : f.flushing;
     if (status.ok()) {
-      if (tailOffset != UINT64_MAX && !handedOff) {
-        // The bytes after the last cut point stay buffered for the next flush.
-        for (auto& [off, data] : f.flushing) {
-          uint64_t end = off + data.size();
-          if (end <= tailOffset) continue;
-          uint64_t b = std::max(off, tailOffset);
-          f.dirty.fillGaps(b, data.view().substr(b - off));
-        }
-        if (!f.dirty.empty()) markActive(f.ino);
-        if (!f.dirty.empty() && f.firstDirtyNs == 0) f.firstDirtyNs = nowNs();
-      }
+      // The bytes after the last cut point stay buffered for the next flush (a
+      // handed-off flush gave them back when it handed off).
+      if (!handedOff) returnTail(f, f.flushing, tailOffset);
       f.window.reset();
       // Journal records of the snapshot whose bytes were all committed are done
       // (those reaching into the kept tail stay live).

@@ -176,6 +176,9 @@ class DataPath {
   // if that one failed, before it hands off.
   Status flushFile(FileState& file, bool final, bool background = false,
                    std::future<void>* handedOff = nullptr);
+  // Puts the bytes of `bytes` at and after `tailOffset` (UINT64_MAX: none) back
+  // into the buffer, under any newer ones. REQUIRES: f.mu held.
+  void returnTail(FileState& f, const RangeMap& bytes, uint64_t tailOffset);
   // Waits until no handed-off commit of the file runs; returns the outcome of
   // the last one (once). REQUIRES: f.mu not held.
   Status awaitCommit(FileState& f);
