@@ -23,11 +23,13 @@
 // SHA-256, and fewer than k good fragments -> EIO; never wrong data. Decoded
 // chunks sit in an LRU cache; sequential reads prefetch the next chunks.
 //
-// CPU work (chunking, hashing, encoding, decoding) runs on the calling thread;
+// CPU work (chunking, hashing, encoding, decoding) runs on the calling thread and
+// the helpers a flush starts (the cut-ahead, one encoding task per upload batch);
 // only RPCs run on the RpcLoop thread.
 //
 // Threads: every public method from any thread except the RpcLoop thread.
-// Internal threads: kFlushers flushers and the read-ahead prefetcher.
+// Internal threads: kFlushers flushers (each with at most one handed-off commit
+// of the file it streams) and the read-ahead prefetcher.
 // Lock order: FileState::flushMu -> FileState::commitMu -> FileState::mu ->
 // DataPath::filesMu_ / clusterMu_ / memoryMu_ (leaves). No lock is held across an
 // RPC except flushMu (which only serializes flushes of one file) and a shared
