@@ -21,7 +21,7 @@ src, dst, work = sys.argv[1], sys.argv[2], sys.argv[3]
 errors = 0
 def retried(what, fn):
     # A write past twice the file's bound commits by itself after a failed
-    # background flush and may report EIO (docs/consistency.md); the bytes are
+    # background flush and may report EIO (DataPath::write); the bytes are
     # journaled and buffered anyway. Like an application that handles EIO, retry.
     global errors
     for attempt in range(40):
