@@ -29,8 +29,8 @@ struct DataPath::CommitJob {
   std::unique_ptr<Upload> upload;  // made at the first new chunk
   uint64_t committedEnd = 0;
   uint64_t tailOffset = UINT64_MAX;
-  bool inlined = false;  // c.extents holds the bytes themselves
-  bool nothing = false;  // everything is tail: nothing to commit yet
+  bool nothing = false;  // everything is tail: nothing to commit yet (no pieces and
+                         // not inline; pieces empty otherwise: c.extents are inline)
 };
 
 Status DataPath::flushFile(FileState& f, bool final, bool background,
@@ -60,35 +60,7 @@ Status DataPath::flushFile(FileState& f, bool final, bool background,
     Status before = awaitCommit(f);
     if (status.ok() && !before.ok()) status = before;
     if (status.ok() && !job->nothing && !attrs) {
-      {
-        std::lock_guard<std::mutex> lock(f.mu);
-        f.committing = std::move(f.flushing);
-        f.flushing.clear();
-        // The next flush cuts the tail with what was written since.
-        returnTail(f, f.committing, job->tailOffset);
-        f.commitRunning = true;
-        addDirty(reaccount(f));
-      }
-      flushLock.unlock();
-      auto rest = std::make_shared<std::function<void()>>(
-          [this, &f, final, background, job = std::shared_ptr<CommitJob>(std::move(job)),
-           taken = std::move(taken)]() {
-            job->c.caller = &taken.caller;  // the copy this task owns
-            bool attrsSent = false;
-            Status s = completeCommit(f, *job, taken.journaled, &attrsSent);
-            if (!s.ok()) spdlog::warn("background flush of inode {} failed: {}", f.ino, s.message);
-            endFlush(f, final, background, taken, s, job->tailOffset, attrsSent,
-                     /*handedOff=*/true);
-            std::lock_guard<std::mutex> lock(f.mu);
-            f.commitRunning = false;
-            f.committedStatus = s;
-            f.commitDone.notify_all();
-          });
-      try {
-        *handedOff = std::async(std::launch::async, [rest] { (*rest)(); });
-      } catch (const std::system_error&) {
-        (*rest)();  // no thread to be had: finish here
-      }
+      handOff(f, std::move(flushLock), std::move(job), std::move(taken), background, handedOff);
       return {};
     }
   }
@@ -102,6 +74,41 @@ Status DataPath::flushFile(FileState& f, bool final, bool background,
     return std::exchange(f.error, Status{});
   }
   return status;
+}
+
+void DataPath::handOff(FileState& f, std::unique_lock<std::mutex> flushLock,
+                       std::unique_ptr<CommitJob> job, Taken taken, bool background,
+                       std::future<void>* out) {
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    f.committing = std::move(f.flushing);
+    f.flushing.clear();
+    // The next flush cuts the tail with what was written since.
+    returnTail(f, f.committing, job->tailOffset);
+    f.commitRunning = true;
+    addDirty(reaccount(f));
+  }
+  flushLock.unlock();
+  // Shared and copyable (std::function): if no thread can be had, it runs here.
+  auto rest = std::make_shared<std::function<void()>>(
+      [this, &f, background, job = std::shared_ptr<CommitJob>(std::move(job)),
+       taken = std::move(taken)]() {
+        job->c.caller = &taken.caller;  // the copy this task owns
+        bool attrsSent = false;
+        Status s = completeCommit(f, *job, taken.journaled, &attrsSent);
+        if (!s.ok()) spdlog::warn("background flush of inode {} failed: {}", f.ino, s.message);
+        endFlush(f, /*final=*/false, background, taken, s, job->tailOffset, attrsSent,
+                 /*handedOff=*/true);
+        std::lock_guard<std::mutex> lock(f.mu);
+        f.commitRunning = false;
+        f.committedStatus = s;
+        f.commitDone.notify_all();
+      });
+  try {
+    *out = std::async(std::launch::async, [rest] { (*rest)(); });
+  } catch (const std::system_error&) {
+    (*rest)();  // no thread to be had: finish here
+  }
 }
 
 void DataPath::returnTail(FileState& f, const RangeMap& bytes, uint64_t tailOffset) {
@@ -407,7 +414,6 @@ Status DataPath::prepareCommit(FileState& f, RangeMap& ranges, bool final,
   if (finalSize <= vol.inlineThreshold) {
     c.extents = inlineExtents(ranges);
     job->committedEnd = newEnd;
-    job->inlined = true;
     return {};
   }
   if (committedSize > 0 && committedSize <= vol.inlineThreshold) {
@@ -468,7 +474,8 @@ Status DataPath::completeCommit(FileState& f, CommitJob& job,
                                 const std::vector<JournalSpan>& journaled, bool* attrsSent) {
   if (job.nothing) return {};
   CommitArgs& c = job.c;
-  if (!job.inlined) {
+  const bool chunked = !job.pieces.empty();  // else c.extents are inline
+  if (chunked) {
     if (job.upload) {
       Status s = job.upload->finish(&c.newChunks);
       if (!s.ok()) return s;
@@ -477,7 +484,7 @@ Status DataPath::completeCommit(FileState& f, CommitJob& job,
   }
   c.newSize = job.committedEnd;
   c.journalSeq = journalMark(journaled, job.tailOffset);
-  Status s = sendCommit(f, job.vol, c, job.pieces.empty() ? nullptr : &job.byId);
+  Status s = sendCommit(f, job.vol, c, chunked ? &job.byId : nullptr);
   if (s.ok()) *attrsSent = c.attrs != nullptr;
   return s;
 }

@@ -212,6 +212,12 @@ class DataPath {
     Caller caller;
     uint64_t attrsGeneration = 0;
   };
+  // The hand-off of flushFile: moves f.flushing to f.committing (its tail back
+  // into the buffer), releases flushLock and finishes the commit of `job` as
+  // *out. REQUIRES: f.flushMu held by `flushLock`; no commit running.
+  void handOff(FileState& f, std::unique_lock<std::mutex> flushLock,
+               std::unique_ptr<CommitJob> job, Taken taken, bool background,
+               std::future<void>* out);
   // Moves the file's buffered bytes to f.flushing. False when nothing was
   // buffered: *early is then the flush's outcome (deferred attributes sent,
   // an earlier background failure). REQUIRES: f.flushMu held.

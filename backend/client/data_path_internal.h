@@ -167,8 +167,6 @@ struct DataPath::FileState {
 
 namespace data_path_detail {
 
-// REQUIRES: file.mu held. The releases that may go now: nothing of the file is
-// left to commit.
 // REQUIRES: f.mu held. Bytes are on their way to the cluster (taken by a flush).
 inline bool inFlight(const DataPath::FileState& f) {
   return !f.flushing.empty() || !f.committing.empty();
@@ -179,6 +177,8 @@ inline uint64_t inFlightEnd(const DataPath::FileState& f) {
   return std::max(mapEnd(f.flushing), mapEnd(f.committing));
 }
 
+// REQUIRES: file.mu held. The releases that may go now: nothing of the file is
+// left to commit.
 inline std::vector<std::function<void()>> takeReleases(DataPath::FileState& f) {
   if (!f.dirty.empty() || inFlight(f) || f.attrsPending) return {};
   f.closeRequested = false;
